@@ -1,0 +1,136 @@
+"""Graph-mode `tf.data` input over arrays decoded once and held in memory.
+
+The arrays live in local (never checkpointed) variables filled once from a
+placeholder, so they are neither baked into the GraphDef as constants nor fed
+per step. A `tf.data` pipeline yields batches of example indices, shuffled by a
+stateless permutation keyed by (seed, epoch); the batch itself is a `tf.gather`
+from the in-memory variable. Because the order depends only on seed and epoch,
+a resumed run can start an epoch part-way (`skip_batches`) and see exactly the
+batches an uninterrupted run would have seen.
+
+Usage:
+
+  handles = input_pipeline.in_memory_input(x, y, batch_size=128, shuffle=True,
+                                            seed=1, name="train")
+  logits = net(handles.images, ...)
+  ...
+  input_pipeline.initialize_data(sess, handles)        # once per session
+  input_pipeline.start_epoch(sess, handles, epoch=3)   # then run until
+                                                       # OutOfRangeError
+"""
+
+import collections
+
+import numpy as np
+
+from distill_v1 import errors
+from distill_v1.compat import tf
+
+InputHandles = collections.namedtuple("InputHandles", [
+    "images",  # float32 [batch, H, W, C] tensor (batch may be smaller last).
+    "labels",  # int64 [batch] tensor.
+    "iterator_initializer",  # op; needs `epoch` and `skip_batches` fed.
+    "epoch",  # int64 scalar placeholder.
+    "skip_batches",  # int64 scalar placeholder.
+    "data_initializer",  # op filling the in-memory variables; needs data_feed.
+    "data_feed",  # dict placeholder -> numpy array for data_initializer.
+    "num_examples",  # int.
+    "batches_per_epoch",  # int, ceil(num_examples / batch_size).
+])
+
+
+def _check_arrays(images, labels, name):
+  images = np.asarray(images)
+  labels = np.asarray(labels)
+  if images.ndim != 4:
+    raise errors.DataError(
+        "%s images have rank %d (shape %s), expected [N, H, W, C]" %
+        (name, images.ndim, images.shape))
+  if labels.ndim != 1 or labels.shape[0] != images.shape[0]:
+    raise errors.DataError(
+        "%s labels have shape %s, expected [%d] to match the images" %
+        (name, labels.shape, images.shape[0]))
+  if images.shape[0] == 0:
+    raise errors.DataError("%s set is empty" % name)
+  return images.astype(np.float32, copy=False), labels.astype(np.int64,
+                                                              copy=False)
+
+
+def in_memory_input(images, labels, batch_size, shuffle, seed=0, name="input",
+                    prefetch=2):
+  """Builds the input of one data split.
+
+  Args:
+    images: float32 array [N, H, W, C] in [0, 1].
+    labels: integer array [N].
+    batch_size: examples per batch; the last batch of an epoch may be smaller.
+    shuffle: whether to permute the examples each epoch (stateless, keyed by
+      `seed` and the epoch number).
+    seed: Python int, the shuffle seed.
+    name: name scope and variable prefix, e.g. "train" or "test".
+    prefetch: batches of indices to prefetch.
+
+  Returns:
+    InputHandles.
+
+  Raises:
+    DataError: bad array shapes.
+    ConfigError: batch_size < 1.
+  """
+  if batch_size < 1:
+    raise errors.ConfigError("batch_size must be >= 1, got %d" % batch_size)
+  images, labels = _check_arrays(images, labels, name)
+  num_examples = images.shape[0]
+  with tf.compat.v1.name_scope(name + "_input"):
+    images_ph = tf.compat.v1.placeholder(tf.float32, images.shape,
+                                         name="images_source")
+    labels_ph = tf.compat.v1.placeholder(tf.int64, labels.shape,
+                                         name="labels_source")
+    # Local, non-trainable: never saved by a Saver, never part of var_list.
+    images_var = tf.compat.v1.Variable(
+        images_ph, trainable=False, name=name + "_images",
+        collections=[tf.compat.v1.GraphKeys.LOCAL_VARIABLES],
+        validate_shape=True)
+    labels_var = tf.compat.v1.Variable(
+        labels_ph, trainable=False, name=name + "_labels",
+        collections=[tf.compat.v1.GraphKeys.LOCAL_VARIABLES])
+    data_initializer = tf.group(images_var.initializer,
+                                labels_var.initializer)
+
+    epoch = tf.compat.v1.placeholder_with_default(
+        tf.constant(0, tf.int64), [], name="epoch")
+    skip_batches = tf.compat.v1.placeholder_with_default(
+        tf.constant(0, tf.int64), [], name="skip_batches")
+    indices = tf.range(num_examples, dtype=tf.int64)
+    if shuffle:
+      indices = tf.random.experimental.stateless_shuffle(
+          indices, seed=tf.stack([tf.constant(seed, tf.int64), epoch]))
+    dataset = tf.data.Dataset.from_tensor_slices(indices)
+    dataset = dataset.batch(batch_size).skip(skip_batches).prefetch(prefetch)
+    iterator = tf.compat.v1.data.make_initializable_iterator(dataset)
+    batch_indices = iterator.get_next()
+    batch_images = tf.gather(images_var, batch_indices)
+    batch_images.set_shape([None] + list(images.shape[1:]))
+    batch_labels = tf.gather(labels_var, batch_indices)
+  return InputHandles(
+      images=batch_images,
+      labels=batch_labels,
+      iterator_initializer=iterator.initializer,
+      epoch=epoch,
+      skip_batches=skip_batches,
+      data_initializer=data_initializer,
+      data_feed={images_ph: images, labels_ph: labels},
+      num_examples=num_examples,
+      batches_per_epoch=-(-num_examples // batch_size))
+
+
+def initialize_data(sess, handles):
+  """Copies the arrays into the graph's memory; run once per session."""
+  sess.run(handles.data_initializer, feed_dict=handles.data_feed)
+
+
+def start_epoch(sess, handles, epoch=0, skip_batches=0):
+  """Starts (or resumes part-way into) an epoch's sequence of batches."""
+  sess.run(handles.iterator_initializer,
+           feed_dict={handles.epoch: epoch,
+                      handles.skip_batches: skip_batches})

@@ -1,0 +1,1 @@
+"""distill_v1.losses."""

@@ -1,0 +1,460 @@
+"""The one training loop: teachers, students and distillation share it.
+
+The caller supplies a `model_fn(images, labels, is_training) -> ModelOutputs`
+that builds the network (and, for distillation, the frozen teacher and the
+soft-target loss); this module adds what every run needs:
+
+  * graph-mode input over in-memory data (`distill_v1.data.input_pipeline`),
+  * weight decay, a learning-rate schedule and an optimizer restricted to
+    `ModelOutputs.var_list`,
+  * `tf.compat.v1.train.Saver` checkpoints every `save_every_steps` and at
+    each epoch end; rerunning with the same `train_dir` resumes from the latest
+    checkpoint (global step, epoch and position inside the epoch continue),
+  * TensorBoard summaries, progress lines with examples/sec and ETA,
+  * test (and validation) accuracy at each epoch end and `metrics.json`.
+
+Randomness: the graph seed is `TrainConfig.seed`; initialisers, dropout and
+the shuffle order are stateless functions of (seed, variable name, step or
+epoch), so a resumed run sees the same batches and dropout masks as an
+uninterrupted one.
+"""
+
+import collections
+import math
+import os
+import time
+
+import numpy as np
+
+from distill_v1 import errors
+from distill_v1 import fileio
+from distill_v1.compat import tf
+from distill_v1.data import input_pipeline
+from distill_v1.models import layers
+from distill_v1.training import checkpoints
+from distill_v1.training import optimizers
+from distill_v1.training import progress as progress_lib
+
+METRICS_FILENAME = "metrics.json"
+
+ModelOutputs = collections.namedtuple("ModelOutputs", [
+    "loss",  # float32 scalar: the loss to minimise (without weight decay).
+    "logits",  # float32 [batch, num_classes]: the trained model's logits.
+    "scalars",  # OrderedDict name -> float32 scalar, logged and summarised.
+    "var_list",  # trainable variables the optimizer may change.
+    "frozen_vars",  # variables not checkpointed (e.g. a teacher's); or [].
+    "init_fn",  # callable(sess) restoring frozen_vars, or None.
+])
+ModelOutputs.__new__.__defaults__ = ((), None)
+
+_TrainConfig = collections.namedtuple("TrainConfig", [
+    "train_dir", "epochs", "batch_size", "learning_rate",
+    "learning_rate_decay", "learning_rate_decay_rate", "decay_epochs",
+    "warmup_epochs", "weight_decay", "optimizer", "momentum", "seed",
+    "save_every_steps", "log_every_steps", "summary_every_steps",
+    "eval_batch_size", "max_to_keep", "intra_op_threads", "inter_op_threads",
+    "max_steps"
+])
+
+
+class TrainConfig(_TrainConfig):
+  """Hyper-parameters and bookkeeping of one run (see `train`).
+
+  Fields: train_dir (str); epochs (float > 0, may be fractional);
+  batch_size (int); learning_rate (float); learning_rate_decay (one of
+  optimizers.LEARNING_RATE_DECAYS); learning_rate_decay_rate (float);
+  decay_epochs (float or None); warmup_epochs (float); weight_decay (float,
+  multiplies `tf.nn.l2_loss` of every kernel in var_list); optimizer (one of
+  optimizers.OPTIMIZERS); momentum (float); seed (int); save_every_steps
+  (int, 0 = only at epoch ends); log_every_steps (int); summary_every_steps
+  (int); eval_batch_size (int); max_to_keep (int); intra_op_threads and
+  inter_op_threads (int, 0 = TensorFlow's choice); max_steps (int or None,
+  stops earlier than `epochs`).
+  """
+  __slots__ = ()
+
+  def __new__(cls, train_dir, epochs=1.0, batch_size=128, learning_rate=0.1,
+              learning_rate_decay="none", learning_rate_decay_rate=0.1,
+              decay_epochs=None, warmup_epochs=0.0, weight_decay=0.0,
+              optimizer="sgd", momentum=0.9, seed=0, save_every_steps=0,
+              log_every_steps=100, summary_every_steps=100,
+              eval_batch_size=1000, max_to_keep=3, intra_op_threads=0,
+              inter_op_threads=0, max_steps=None):
+    return super(TrainConfig, cls).__new__(
+        cls, train_dir, epochs, batch_size, learning_rate,
+        learning_rate_decay, learning_rate_decay_rate, decay_epochs,
+        warmup_epochs, weight_decay, optimizer, momentum, seed,
+        save_every_steps, log_every_steps, summary_every_steps,
+        eval_batch_size, max_to_keep, intra_op_threads, inter_op_threads,
+        max_steps)
+
+
+def validate_config(config):
+  """Raises ConfigError for values no run can use."""
+  if not config.train_dir:
+    raise errors.ConfigError("train_dir must be given")
+  if not (config.epochs > 0 and math.isfinite(config.epochs)):
+    raise errors.ConfigError("epochs must be > 0, got %r" % config.epochs)
+  if config.batch_size < 1:
+    raise errors.ConfigError("batch_size must be >= 1, got %r" %
+                             config.batch_size)
+  if config.weight_decay < 0:
+    raise errors.ConfigError("weight_decay must be >= 0, got %r" %
+                             config.weight_decay)
+  if config.save_every_steps < 0:
+    raise errors.ConfigError("save_every_steps must be >= 0, got %r" %
+                             config.save_every_steps)
+  if config.max_steps is not None and config.max_steps < 1:
+    raise errors.ConfigError("max_steps must be >= 1, got %r" %
+                             config.max_steps)
+
+
+def classifier_model_fn(network_fn, num_classes, scope):
+  """A model_fn that trains `network_fn` alone on the true labels.
+
+  Args:
+    network_fn: fn(images, num_classes, is_training, scope) -> (logits,
+      end_points), e.g. from `nets_factory.get_network_fn`.
+    num_classes: int.
+    scope: variable scope of the network (its checkpoint names start with it).
+
+  Returns:
+    fn(images, labels, is_training) -> ModelOutputs; the loss is the mean
+    softmax cross-entropy on the labels.
+  """
+
+  def model_fn(images, labels, is_training):
+    logits, _ = network_fn(images, num_classes, is_training=is_training,
+                           scope=scope)
+    loss = tf.reduce_mean(
+        tf.nn.sparse_softmax_cross_entropy_with_logits(
+            labels=labels, logits=logits))
+    var_list = tf.compat.v1.get_collection(
+        tf.compat.v1.GraphKeys.TRAINABLE_VARIABLES, scope=scope + "/")
+    return ModelOutputs(
+        loss=loss, logits=logits,
+        scalars=collections.OrderedDict([("cross_entropy", loss)]),
+        var_list=var_list)
+
+  return model_fn
+
+
+def _kernel_l2(var_list):
+  kernels = [v for v in var_list
+             if v.op.name.rsplit("/", 1)[-1] in layers.KERNEL_NAMES]
+  if not kernels:
+    return tf.constant(0.0)
+  return tf.add_n([tf.nn.l2_loss(k) for k in kernels])
+
+
+def _session_config(config):
+  return tf.compat.v1.ConfigProto(
+      intra_op_parallelism_threads=config.intra_op_threads,
+      inter_op_parallelism_threads=config.inter_op_threads,
+      allow_soft_placement=True)
+
+
+def _scalar_summary(tag, value):
+  return tf.compat.v1.Summary(
+      value=[tf.compat.v1.Summary.Value(tag=tag, simple_value=float(value))])
+
+
+class _EvalTower(object):
+  """Inference-mode logits over one split, sharing the trained variables."""
+
+  def __init__(self, model_fn, images, labels, batch_size, name):
+    self.input = input_pipeline.in_memory_input(
+        images, labels, batch_size, shuffle=False, name=name)
+    with tf.compat.v1.variable_scope(tf.compat.v1.get_variable_scope(),
+                                     reuse=True):
+      outputs = model_fn(self.input.images, self.input.labels, False)
+    labels = self.input.labels
+    self.correct = tf.reduce_sum(tf.cast(
+        tf.equal(tf.argmax(outputs.logits, 1), labels), tf.int64))
+    self.loss_sum = tf.reduce_sum(
+        tf.nn.sparse_softmax_cross_entropy_with_logits(
+            labels=labels, logits=outputs.logits))
+
+  def evaluate(self, sess):
+    """Returns (accuracy fraction, mean cross-entropy) over the whole split."""
+    input_pipeline.start_epoch(sess, self.input)
+    correct, loss_sum = 0, 0.0
+    while True:
+      try:
+        c, l = sess.run([self.correct, self.loss_sum])
+      except tf.errors.OutOfRangeError:
+        break
+      correct += int(c)
+      loss_sum += float(l)
+    n = self.input.num_examples
+    return correct / float(n), loss_sum / float(n)
+
+
+def _load_history(train_dir, before_epoch):
+  path = os.path.join(train_dir, METRICS_FILENAME)
+  if not os.path.exists(path):
+    return []
+  try:
+    history = fileio.read_json(path).get("history", [])
+  except errors.DataError:
+    return []
+  return [h for h in history if h.get("epoch", 0) <= before_epoch]
+
+
+def _check_spec(train_dir, model_spec):
+  """Refuses to resume a train_dir that holds another model's run."""
+  path = os.path.join(train_dir, checkpoints.MODEL_SPEC_FILENAME)
+  if not os.path.exists(path):
+    return
+  old = checkpoints.read_model_spec(train_dir)
+  for key in ("model", "model_options", "num_classes", "image_shape"):
+    if old.get(key) != model_spec.get(key) and (
+        checkpoints.latest_checkpoint(train_dir) is not None):
+      raise errors.ConfigError(
+          "train_dir %s holds a run with %s=%r, not %r: use another "
+          "--train_dir or delete it" %
+          (train_dir, key, old.get(key), model_spec.get(key)))
+
+
+def train(model_fn, splits, config, model_spec, stream=None):
+  """Trains (or resumes training) and evaluates at each epoch end.
+
+  Args:
+    model_fn: fn(images, labels, is_training) -> ModelOutputs. Called once
+      with is_training=True and, with variable reuse, once per evaluated split
+      with is_training=False.
+    splits: `distill_v1.data.datasets.DataSplits`.
+    config: TrainConfig.
+    model_spec: dict written to `model_spec.json` (see
+      `checkpoints.MODEL_SPEC_KEYS`).
+    stream: where progress lines go (default stdout).
+
+  Returns:
+    The dict written to `metrics.json`: model, global_step, epoch,
+    test_accuracy, test_loss, examples_per_sec, validation_accuracy (or
+    None), history.
+
+  Raises:
+    ConfigError, DataError, CheckpointError: bad configuration or inputs.
+  """
+  validate_config(config)
+  train_dir = config.train_dir
+  try:
+    os.makedirs(train_dir, exist_ok=True)
+  except OSError as e:
+    raise errors.ConfigError("cannot create train_dir %s: %s" %
+                             (train_dir, e.strerror or e)) from None
+  _check_spec(train_dir, model_spec)
+  log = progress_lib.Progress(0, config.batch_size, stream=stream)
+
+  graph = tf.Graph()
+  with graph.as_default():
+    tf.compat.v1.set_random_seed(config.seed)
+    global_step = tf.compat.v1.train.get_or_create_global_step()
+    train_input = input_pipeline.in_memory_input(
+        splits.train_images, splits.train_labels, config.batch_size,
+        shuffle=True, seed=config.seed, name="train")
+    steps_per_epoch = train_input.batches_per_epoch
+    total_steps = int(round(config.epochs * steps_per_epoch))
+    if config.max_steps is not None:
+      total_steps = min(total_steps, config.max_steps)
+    total_steps = max(total_steps, 1)
+    log.total_steps = total_steps
+
+    outputs = model_fn(train_input.images, train_input.labels, True)
+    if not outputs.var_list:
+      raise errors.ConfigError("the model has no trainable variables")
+    loss = outputs.loss
+    if config.weight_decay > 0:
+      loss = loss + config.weight_decay * _kernel_l2(outputs.var_list)
+    accuracy = tf.reduce_mean(tf.cast(
+        tf.equal(tf.argmax(outputs.logits, 1), train_input.labels),
+        tf.float32))
+    learning_rate = optimizers.learning_rate_schedule(
+        config.learning_rate, config.learning_rate_decay, global_step,
+        total_steps, steps_per_epoch,
+        decay_rate=config.learning_rate_decay_rate,
+        decay_epochs=config.decay_epochs,
+        warmup_steps=int(config.warmup_epochs * steps_per_epoch))
+    optimizer = optimizers.make_optimizer(config.optimizer, learning_rate,
+                                          config.momentum)
+    update_ops = tf.compat.v1.get_collection(
+        tf.compat.v1.GraphKeys.UPDATE_OPS)
+    with tf.control_dependencies(update_ops):
+      train_op = optimizer.minimize(loss, global_step=global_step,
+                                    var_list=outputs.var_list)
+
+    eval_towers = [("test", _EvalTower(model_fn, splits.test_images,
+                                       splits.test_labels,
+                                       config.eval_batch_size, "test"))]
+    if len(splits.validation_labels):
+      eval_towers.append(
+          ("validation", _EvalTower(model_fn, splits.validation_images,
+                                    splits.validation_labels,
+                                    config.eval_batch_size, "validation")))
+
+    scalars = collections.OrderedDict([("loss", loss), ("accuracy", accuracy),
+                                       ("learning_rate", learning_rate)])
+    for name, tensor in outputs.scalars.items():
+      scalars.setdefault(name, tensor)
+    with tf.compat.v1.name_scope("summaries"):
+      summary_op = tf.compat.v1.summary.merge(
+          [tf.compat.v1.summary.scalar(k, v) for k, v in scalars.items()])
+    frozen = set(v.op.name for v in outputs.frozen_vars)
+    saved_vars = [v for v in tf.compat.v1.global_variables()
+                  if v.op.name not in frozen]
+    saver = tf.compat.v1.train.Saver(saved_vars,
+                                     max_to_keep=config.max_to_keep)
+    init_op = tf.compat.v1.variables_initializer(saved_vars)
+    graph.finalize()
+
+  with graph.as_default():
+    prefix = os.path.join(train_dir, checkpoints.CHECKPOINT_BASENAME)
+    writer = tf.compat.v1.summary.FileWriter(train_dir, graph=graph)
+    with tf.compat.v1.Session(graph=graph,
+                              config=_session_config(config)) as sess:
+      latest = checkpoints.latest_checkpoint(train_dir)
+      if latest:
+        state = tf.train.get_checkpoint_state(train_dir)
+        # Keeps max_to_keep counting the checkpoints of earlier processes.
+        saver.recover_last_checkpoints(list(state.all_model_checkpoint_paths))
+        try:
+          saver.restore(sess, latest)
+        except (tf.errors.InvalidArgumentError, tf.errors.NotFoundError) as e:
+          raise errors.CheckpointError(
+              "cannot resume from %s: %s" %
+              (latest, str(e).split("\n")[0])) from None
+      else:
+        sess.run(init_op)
+      if outputs.init_fn is not None:
+        outputs.init_fn(sess)
+      for handles in [train_input] + [t.input for _, t in eval_towers]:
+        input_pipeline.initialize_data(sess, handles)
+      checkpoints.write_model_spec(train_dir, model_spec)
+
+      step = int(sess.run(global_step))
+      start_epoch = step // steps_per_epoch
+      history = _load_history(train_dir, start_epoch)
+      if latest:
+        log.write("resuming from %s (step %d, epoch %d)" %
+                  (latest, step, start_epoch))
+      if step >= total_steps:
+        log.write("%s is already trained to step %d of %d; nothing to do" %
+                  (train_dir, step, total_steps))
+      metrics = _read_metrics(train_dir)
+      last_saved = step if latest else -1
+      num_epochs = int(math.ceil(total_steps / float(steps_per_epoch)))
+      scalar_names = list(scalars.keys())
+      scalar_tensors = [scalars[k] for k in scalar_names]
+
+      while step < total_steps:
+        epoch = step // steps_per_epoch
+        epoch_end = min((epoch + 1) * steps_per_epoch, total_steps)
+        input_pipeline.start_epoch(sess, train_input, epoch,
+                                   step - epoch * steps_per_epoch)
+        epoch_text = "epoch %d/%d" % (epoch + 1, num_epochs)
+        log.restart_window()
+        epoch_start_time, epoch_examples, train_time = time.time(), 0, 0.0
+        window = collections.defaultdict(float)
+        window_steps = 0
+        while step < epoch_end:
+          want_summary = (config.summary_every_steps > 0 and
+                          (step + 1) % config.summary_every_steps == 0)
+          fetches = [train_op, train_input.labels, scalar_tensors]
+          if want_summary:
+            fetches.append(summary_op)
+          t0 = time.time()
+          results = sess.run(fetches)
+          train_time += time.time() - t0
+          step += 1
+          batch = len(results[1])
+          epoch_examples += batch
+          log.add_examples(batch)
+          values = results[2]
+          if not np.isfinite(values[0]):
+            raise errors.ConfigError(
+                "loss became %s at step %d; the last good checkpoint is %s. "
+                "Lower --learning_rate." %
+                (values[0], step, checkpoints.latest_checkpoint(train_dir)))
+          for name, value in zip(scalar_names, values):
+            window[name] += float(value)
+          window_steps += 1
+          if want_summary:
+            writer.add_summary(results[3], step)
+          if config.log_every_steps > 0 and step % config.log_every_steps == 0:
+            rate = log.examples_per_sec()
+            writer.add_summary(_scalar_summary("examples_per_sec", rate), step)
+            log.write(log.line(step, epoch_text, [
+                (k, window[k] / window_steps) for k in scalar_names]))
+            window.clear()
+            window_steps = 0
+          if (config.save_every_steps and step % config.save_every_steps == 0
+              and step < epoch_end):
+            saver.save(sess, prefix, global_step=step)
+            last_saved = step
+        examples_per_sec = epoch_examples / train_time if train_time else 0.0
+        saver.save(sess, prefix, global_step=step)
+        last_saved = step
+        entry = collections.OrderedDict([
+            ("epoch", epoch + 1), ("global_step", step),
+            ("examples_per_sec", examples_per_sec),
+            ("epoch_seconds", time.time() - epoch_start_time)])
+        for name, tower in eval_towers:
+          acc, xent = tower.evaluate(sess)
+          entry[name + "_accuracy"] = acc
+          entry[name + "_loss"] = xent
+          writer.add_summary(_scalar_summary(name + "/accuracy", acc), step)
+          writer.add_summary(_scalar_summary(name + "/loss", xent), step)
+        writer.add_summary(
+            _scalar_summary("examples_per_sec_epoch", examples_per_sec), step)
+        writer.flush()
+        history = [h for h in history if h["epoch"] != epoch + 1] + [entry]
+        text = "%s done: test accuracy %.2f%%  test loss %.4f" % (
+            epoch_text, 100 * entry["test_accuracy"], entry["test_loss"])
+        if "validation_accuracy" in entry:
+          text += "  validation accuracy %.2f%%" % (
+              100 * entry["validation_accuracy"])
+        text += "  %s ex/s" % format(int(examples_per_sec), ",")
+        log.write(text)
+        metrics = _metrics_from_history(model_spec["model"], step, history)
+        fileio.write_json(os.path.join(train_dir, METRICS_FILENAME), metrics)
+      del last_saved
+      if metrics is None:
+        # Finished earlier but metrics.json was lost: evaluate once.
+        entry = collections.OrderedDict([
+            ("epoch", int(math.ceil(step / float(steps_per_epoch)))),
+            ("global_step", step), ("examples_per_sec", 0.0)])
+        for name, tower in eval_towers:
+          entry[name + "_accuracy"], entry[name + "_loss"] = tower.evaluate(sess)
+        metrics = _metrics_from_history(model_spec["model"], step, [entry])
+        fileio.write_json(os.path.join(train_dir, METRICS_FILENAME), metrics)
+    writer.close()
+  return metrics
+
+
+def _read_metrics(train_dir):
+  path = os.path.join(train_dir, METRICS_FILENAME)
+  if not os.path.exists(path):
+    return None
+  try:
+    return fileio.read_json(path)
+  except errors.DataError:
+    return None
+
+
+def _metrics_from_history(model_name, step, history):
+  last = history[-1]
+  # Throughput of the first epoch includes graph warm-up; quote the median of
+  # the later ones when there are any.
+  rates = [h["examples_per_sec"] for h in history if h["examples_per_sec"]]
+  steady = rates[1:] if len(rates) > 1 else rates
+  return collections.OrderedDict([
+      ("model", model_name),
+      ("global_step", step),
+      ("epoch", last["epoch"]),
+      ("test_accuracy", last["test_accuracy"]),
+      ("test_loss", last["test_loss"]),
+      ("validation_accuracy", last.get("validation_accuracy")),
+      ("examples_per_sec", float(np.median(steady)) if steady else 0.0),
+      ("history", history),
+  ])

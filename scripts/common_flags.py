@@ -1,0 +1,162 @@
+"""Flags shared by the training binaries, and the error boundary of a binary.
+
+Defines the common flags of DESIGN.md's Interfaces table (`--model --dataset
+--data_dir --train_dir --epochs --batch_size --learning_rate
+--learning_rate_decay --weight_decay --optimizer --seed --save_every_steps
+--validation_size`) plus session and logging flags, with validators. A binary
+calls `define_training_flags()` at import time and `training_config()` in
+`main`.
+"""
+
+import sys
+
+from absl import flags
+
+from distill_v1 import errors
+
+FLAGS = flags.FLAGS
+
+# Kept in step with distill_v1.training.optimizers (not imported here so that
+# `--helpfull` does not need TensorFlow to start).
+OPTIMIZERS = ("sgd", "momentum", "adam", "rmsprop")
+LEARNING_RATE_DECAYS = ("none", "exponential", "piecewise", "cosine")
+
+
+def define_data_flags():
+  flags.DEFINE_string(
+      "dataset", "fashion_mnist",
+      "Data set: fashion_mnist, mnist, or npz:PATH (arrays x_train, y_train, "
+      "x_test, y_test; any image shape and class count).")
+  flags.DEFINE_string(
+      "data_dir", None,
+      "Folder with the IDX files. Default: $DISTILL_V1_DATA, then "
+      "/usr/share/datasets/fashion-mnist/ (Debian package "
+      "dataset-fashion-mnist), then the Keras cache, then a download.")
+  flags.DEFINE_integer(
+      "validation_size", 0,
+      "Training examples held out (seeded by --seed) as a validation split "
+      "for tuning; never tune on the test set.", lower_bound=0)
+
+
+def define_model_flags(default_model=None):
+  flags.DEFINE_string(
+      "model", default_model,
+      "Network from the model zoo: mlp_teacher, mlp_student, cnn_teacher, "
+      "cnn_student, mobilenet_v1.")
+  flags.DEFINE_float(
+      "width_multiplier", 1.0,
+      "mobilenet_v1 only: channel width multiplier (1.0, 0.75, 0.5, 0.25).",
+      lower_bound=0.01)
+
+
+def define_training_flags(default_model=None, default_learning_rate=0.1):
+  """Defines every flag of a training binary."""
+  define_model_flags(default_model)
+  define_data_flags()
+  flags.DEFINE_string(
+      "train_dir", None,
+      "Where checkpoints, summaries, model_spec.json and metrics.json go. "
+      "Rerunning with the same train_dir resumes from its latest checkpoint.")
+  flags.DEFINE_float("epochs", 5.0,
+                     "Passes over the training set (may be fractional).",
+                     lower_bound=0.0)
+  flags.DEFINE_integer("batch_size", 128, "Examples per training step.",
+                       lower_bound=1)
+  flags.DEFINE_float("learning_rate", default_learning_rate,
+                     "Initial learning rate.", lower_bound=0.0)
+  flags.DEFINE_enum(
+      "learning_rate_decay", "none", LEARNING_RATE_DECAYS,
+      "Schedule: none (constant), exponential (to rate * decay_rate at the "
+      "end), piecewise (x decay_rate at 50% and 75% of the run), cosine (to "
+      "0).")
+  flags.DEFINE_float("learning_rate_decay_rate", 0.1,
+                     "Factor of the exponential and piecewise schedules.",
+                     lower_bound=0.0, upper_bound=1.0)
+  flags.DEFINE_float("warmup_epochs", 0.0,
+                     "Linear learning-rate warm-up, in epochs.",
+                     lower_bound=0.0)
+  flags.DEFINE_float(
+      "weight_decay", 0.0,
+      "L2 weight decay: adds weight_decay * sum(tf.nn.l2_loss(kernel)).",
+      lower_bound=0.0)
+  flags.DEFINE_enum(
+      "optimizer", "sgd", OPTIMIZERS,
+      "sgd = tf.compat.v1.train.GradientDescentOptimizer (the article's); "
+      "momentum = MomentumOptimizer; adam; rmsprop.")
+  flags.DEFINE_float("momentum", 0.9, "Momentum of momentum and rmsprop.",
+                     lower_bound=0.0, upper_bound=0.999)
+  flags.DEFINE_integer(
+      "seed", 0,
+      "Seed of initialisation, shuffle order and dropout (all stateless).")
+  flags.DEFINE_integer(
+      "save_every_steps", 500,
+      "Checkpoint every N steps (and at each epoch end); 0 = epoch ends only.",
+      lower_bound=0)
+  flags.DEFINE_integer("log_every_steps", 100,
+                       "A progress line every N steps.", lower_bound=1)
+  flags.DEFINE_integer("summary_every_steps", 100,
+                       "TensorBoard summaries every N steps.", lower_bound=1)
+  flags.DEFINE_integer("eval_batch_size", 1000,
+                       "Batch size of the epoch-end evaluation.",
+                       lower_bound=1)
+  flags.DEFINE_integer("max_steps", None,
+                       "Stop at this global step even before --epochs.",
+                       lower_bound=1)
+  flags.DEFINE_integer(
+      "intra_op_threads", 0,
+      "Threads inside one op (0 = TensorFlow's choice: all cores).",
+      lower_bound=0)
+  flags.DEFINE_integer(
+      "inter_op_threads", 0,
+      "Ops run in parallel (0 = TensorFlow's choice).", lower_bound=0)
+  flags.mark_flag_as_required("train_dir")
+  flags.register_validator("epochs", lambda v: v > 0,
+                           message="--epochs must be > 0")
+  flags.register_validator("learning_rate", lambda v: v > 0,
+                           message="--learning_rate must be > 0")
+
+
+def model_options():
+  """Options forwarded to `nets_factory.get_network_fn` for --model."""
+  if FLAGS.model == "mobilenet_v1":
+    return {"width_multiplier": FLAGS.width_multiplier}
+  return {}
+
+
+def training_config():
+  """A `distill_v1.training.loop.TrainConfig` from the flags."""
+  from distill_v1.training import loop  # pylint: disable=g-import-not-at-top
+  return loop.TrainConfig(
+      train_dir=FLAGS.train_dir, epochs=FLAGS.epochs,
+      batch_size=FLAGS.batch_size, learning_rate=FLAGS.learning_rate,
+      learning_rate_decay=FLAGS.learning_rate_decay,
+      learning_rate_decay_rate=FLAGS.learning_rate_decay_rate,
+      warmup_epochs=FLAGS.warmup_epochs, weight_decay=FLAGS.weight_decay,
+      optimizer=FLAGS.optimizer, momentum=FLAGS.momentum, seed=FLAGS.seed,
+      save_every_steps=FLAGS.save_every_steps,
+      log_every_steps=FLAGS.log_every_steps,
+      summary_every_steps=FLAGS.summary_every_steps,
+      eval_batch_size=FLAGS.eval_batch_size,
+      intra_op_threads=FLAGS.intra_op_threads,
+      inter_op_threads=FLAGS.inter_op_threads, max_steps=FLAGS.max_steps)
+
+
+def run_guarded(binary_name, fn):
+  """Runs fn(); a DistillError becomes one line on stderr and its exit code.
+
+  Args:
+    binary_name: e.g. "train", printed as the line's prefix.
+    fn: callable with no arguments.
+
+  Returns:
+    fn's result.
+  """
+  try:
+    return fn()
+  except errors.DistillError as e:
+    sys.stderr.write("%s: error: %s\n" % (binary_name, e))
+    sys.stderr.flush()
+    sys.exit(e.exit_code)
+  except KeyboardInterrupt:
+    sys.stderr.write("%s: interrupted\n" % binary_name)
+    sys.exit(130)
