@@ -43,7 +43,10 @@ flags.DEFINE_string(
     "Folder with the data set files. Default: $DISTILL_V1_DATA, then "
     "/usr/share/datasets/fashion-mnist/, then the Keras cache, then a "
     "download.")
-common_flags.define_model_flags(default_model=None)  # --model, --width_multiplier
+# --model (default: the spec's) and --width_multiplier, as in the trainers.
+common_flags.define_model_flags(default_model=None)
+flags.declare_key_flag("model")  # listed by --helpshort with the others
+flags.declare_key_flag("width_multiplier")
 flags.DEFINE_integer("batch_size", 500,
                      "Examples per session run of the accuracy pass.")
 flags.DEFINE_string(
@@ -69,7 +72,8 @@ flags.register_validator(
 
 def evaluate():
   """Evaluates --checkpoint, prints the table and writes the JSON file."""
-  from distill_v1.evaluation import evaluate_lib  # pylint: disable=g-import-not-at-top
+  # pylint: disable=g-import-not-at-top
+  from distill_v1.evaluation import evaluate_lib
   # Explicit flags win; otherwise model_spec.json decides (a default
   # --dataset or --width_multiplier must not override what was trained).
   model_options = None

@@ -3,6 +3,7 @@
 import json
 import os
 
+from absl import flags
 from absl.testing import flagsaver
 import numpy as np
 import pytest
@@ -10,10 +11,18 @@ import pytest
 from distill_v1.compat import tf
 from distill_v1.models import nets_factory
 from distill_v1.training import checkpoints
-from scripts import evaluate
+from tests import conftest
 
-FLAGS = evaluate.FLAGS
+FLAGS = flags.FLAGS
 v1 = tf.compat.v1
+evaluate = None
+
+
+@pytest.fixture(autouse=True)
+def _evaluate_binary():
+  """Imports scripts/evaluate.py with only its own flags defined."""
+  global evaluate
+  evaluate = conftest.load_script("evaluate")
 
 
 def _run(argv):

@@ -30,13 +30,20 @@ def test_measure_latency_feeds_the_batch_and_reports_positive_times():
   with tf.Graph().as_default():
     images = v1.placeholder(tf.float32, [None, 4, 4, 1])
     logits, _ = tiny_net(images, 3)
-    batch = tf.shape(images)[0]
+    # Fails the run unless the random input has the requested batch size
+    # and lies in [0, 1].
+    checks = [
+        tf.debugging.assert_equal(tf.shape(images)[0], 6),
+        tf.debugging.assert_greater_equal(tf.reduce_min(images), 0.0),
+        tf.debugging.assert_less_equal(tf.reduce_max(images), 1.0),
+    ]
     with v1.Session() as sess:
       sess.run(v1.global_variables_initializer())
-      stats = latency.measure_latency(sess, [logits, batch], images, 6,
+      stats = latency.measure_latency(sess, [logits] + checks, images, 6,
                                       warmup=1, repeats=5)
-      # The random input has the requested batch size.
-      assert sess.run(batch, latency._feed_builder_for(images, 0)(6)) == 6  # pylint: disable=protected-access
+      with pytest.raises(tf.errors.InvalidArgumentError):
+        latency.measure_latency(sess, checks, images, 5, warmup=0,
+                                repeats=1)
   assert stats["batch_size"] == 6 and stats["repeats"] == 5
   for key in ("median_ms", "p10_ms", "p90_ms", "mean_ms", "min_ms"):
     assert stats[key] > 0

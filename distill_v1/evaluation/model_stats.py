@@ -208,10 +208,11 @@ def checkpoint_shapes(prefix):
     CheckpointError: the checkpoint cannot be read.
   """
   try:
-    return {name: list(shape) for name, shape in tf.train.list_variables(prefix)}
+    stored = tf.train.list_variables(prefix)
   except (tf.errors.OpError, ValueError) as e:
     raise errors.CheckpointError(
-        "cannot read checkpoint %s: %s" % (prefix, _one_line(e)))
+        "cannot read checkpoint %s: %s" % (prefix, _one_line(e))) from None
+  return {name: list(shape) for name, shape in stored}
 
 
 def checkpoint_mismatches(prefix, variables):

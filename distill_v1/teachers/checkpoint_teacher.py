@@ -1,0 +1,106 @@
+"""A teacher from the model zoo, restored from its own checkpoint.
+
+The teacher is built in its own variable scope (`teacher/<model>` for one
+teacher, `teacher_<i>/<model>` in an ensemble) with every variable created
+non-trainable, its logits behind `tf.stop_gradient`, and restored from the
+checkpoint written by the training binary (whose names start with `<model>/`).
+It therefore never appears in an optimizer's `var_list` and is never written
+into the student's checkpoints.
+"""
+
+import collections
+
+from distill_v1 import errors
+from distill_v1.compat import tf
+from distill_v1.models import nets_factory
+from distill_v1.training import checkpoints
+
+TeacherHandle = collections.namedtuple("TeacherHandle", [
+    "logits",  # float32 [batch, num_classes], behind tf.stop_gradient.
+    "end_points",  # OrderedDict of the teacher's intermediate tensors.
+    "variables",  # the teacher's variables (all non-trainable).
+    "init_fn",  # callable(sess): restores the variables from the checkpoint.
+    "checkpoint",  # resolved checkpoint prefix.
+    "model",  # model-zoo name.
+])
+
+
+def _non_trainable_getter(getter, *args, **kwargs):
+  kwargs["trainable"] = False
+  return getter(*args, **kwargs)
+
+
+def check_checkpoint_matches(prefix, var_map):
+  """Checks that `prefix` holds every variable of `var_map` with its shape.
+
+  Args:
+    prefix: checkpoint prefix.
+    var_map: dict checkpoint name -> variable.
+
+  Raises:
+    CheckpointError: naming each missing or mis-shaped variable.
+  """
+  try:
+    stored = dict(tf.train.list_variables(prefix))
+  except (tf.errors.OpError, ValueError) as e:
+    raise errors.CheckpointError("cannot read checkpoint %s: %s" %
+                                 (prefix, str(e).split("\n")[0])) from None
+  problems = []
+  for name, var in sorted(var_map.items()):
+    shape = var.shape.as_list()
+    if name not in stored:
+      problems.append("%s is missing" % name)
+    elif list(stored[name]) != shape:
+      problems.append("%s has shape %s in the checkpoint, the network "
+                      "expects %s" % (name, list(stored[name]), shape))
+  if problems:
+    shown = "; ".join(problems[:5])
+    more = " (and %d more)" % (len(problems) - 5) if len(problems) > 5 else ""
+    raise errors.CheckpointError(
+        "checkpoint %s does not fit the network: %s%s" % (prefix, shown, more))
+
+
+def build_checkpoint_teacher(images, model, checkpoint, num_classes,
+                             model_options=None, scope="teacher"):
+  """Builds a frozen model-zoo teacher on `images`.
+
+  Args:
+    images: float32 [batch, H, W, C] in [0, 1].
+    model: model-zoo name, e.g. "cnn_teacher".
+    checkpoint: checkpoint prefix or training directory.
+    num_classes: int; must match the checkpoint.
+    model_options: dict of network options (e.g. width_multiplier); by default
+      those in the checkpoint directory's model_spec.json, if any.
+    scope: outer variable scope, e.g. "teacher" or "teacher_1".
+
+  Returns:
+    TeacherHandle.
+
+  Raises:
+    ConfigError: unknown model.
+    CheckpointError: missing checkpoint or one of another architecture.
+  """
+  prefix = checkpoints.resolve_checkpoint(checkpoint)
+  if model_options is None:
+    try:
+      spec = checkpoints.read_model_spec(prefix)
+      model_options = spec["model_options"] if spec["model"] == model else {}
+    except errors.CheckpointError:
+      model_options = {}
+  network_fn = nets_factory.get_network_fn(model, **model_options)
+  with tf.compat.v1.variable_scope(scope, custom_getter=_non_trainable_getter):
+    outer = tf.compat.v1.get_variable_scope().name
+    logits, end_points = network_fn(images, num_classes, is_training=False,
+                                    scope=model)
+  variables = tf.compat.v1.get_collection(
+      tf.compat.v1.GraphKeys.GLOBAL_VARIABLES, scope=outer + "/")
+  var_map = {v.op.name[len(outer) + 1:]: v for v in variables}
+  check_checkpoint_matches(prefix, var_map)
+  saver = tf.compat.v1.train.Saver(var_map)
+
+  def init_fn(sess):
+    saver.restore(sess, prefix)
+
+  return TeacherHandle(logits=tf.stop_gradient(logits), end_points=end_points,
+                       variables=variables, init_fn=init_fn,
+                       checkpoint=prefix, model=model)

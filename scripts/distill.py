@@ -1,0 +1,145 @@
+r"""Distills a teacher (or an ensemble of teachers) into a student.
+
+Usage:
+  distill-v1-distill --model=cnn_student --train_dir=/tmp/cnn_distilled \
+      --teacher_checkpoint=/tmp/cnn_teacher --temperature=4 --alpha=0.1 \
+      --learning_rate=0.05 --epochs=10
+
+The student is --model; it is trained with the article's recipe (plain
+GradientDescentOptimizer by default) on alpha * hard + (1 - alpha) * T**2 *
+soft, where the soft loss is tf.compat.v1.losses.softmax_cross_entropy between
+softmax(teacher_logits / T) and student_logits / T. The teacher is restored
+from --teacher_checkpoint (a prefix or a training directory), is never trained
+and is not saved into the student's checkpoints. Comma-separated
+--teacher_checkpoint (and --teacher_model) lists form an ensemble. Rerunning
+the same command resumes.
+"""
+
+from absl import app
+from absl import flags
+
+if __package__:
+  from . import common_flags  # pylint: disable=g-import-not-at-top
+else:
+  import common_flags  # pylint: disable=g-import-not-at-top
+
+FLAGS = flags.FLAGS
+
+common_flags.define_training_flags(default_model="cnn_student")
+flags.DEFINE_list(
+    "teacher_checkpoint", [],
+    "Teacher checkpoint(s): a prefix or a training directory (its latest "
+    "checkpoint); a comma-separated list forms an ensemble.")
+flags.DEFINE_list(
+    "teacher_model", [],
+    "Model-zoo name of each teacher, in the order of --teacher_checkpoint. "
+    "Default: read from model_spec.json in each checkpoint's directory.")
+flags.DEFINE_float(
+    "temperature", 4.0,
+    "Softmax temperature T > 0 of the soft targets; larger is smoother.")
+flags.DEFINE_float(
+    "alpha", 0.1,
+    "Weight of the hard-label loss in [0, 1]; the soft loss gets 1 - alpha.")
+flags.DEFINE_bool(
+    "scale_soft_loss", True,
+    "Multiply the soft loss by T**2 (Hinton et al. 2015) so its gradients "
+    "keep their scale as T changes; --noscale_soft_loss turns it off.")
+
+flags.register_validator("temperature", lambda t: t > 0,
+                         message="--temperature must be > 0")
+flags.register_validator("alpha", lambda a: 0.0 <= a <= 1.0,
+                         message="--alpha must be in [0, 1]")
+flags.register_validator(
+    "teacher_checkpoint", bool,
+    message="--teacher_checkpoint is required (one or more, comma-separated)")
+flags.register_multi_flags_validator(
+    ["teacher_checkpoint", "teacher_model"],
+    lambda f: not f["teacher_model"] or (
+        len(f["teacher_model"]) == len(f["teacher_checkpoint"])),
+    message="--teacher_model and --teacher_checkpoint must list the same "
+    "number of teachers")
+
+
+def teacher_models():
+  """Each teacher's (model name, checkpoint); names from the specs if unset."""
+  # pylint: disable=g-import-not-at-top
+  from distill_v1 import errors
+  from distill_v1.training import checkpoints
+  # pylint: enable=g-import-not-at-top
+  pairs = []
+  for i, ckpt in enumerate(FLAGS.teacher_checkpoint):
+    if FLAGS.teacher_model:
+      pairs.append((FLAGS.teacher_model[i], ckpt))
+      continue
+    prefix = checkpoints.resolve_checkpoint(ckpt)
+    try:
+      spec = checkpoints.read_model_spec(prefix)
+    except errors.CheckpointError as e:
+      raise errors.ConfigError(
+          "cannot tell the architecture of teacher %s (%s); pass "
+          "--teacher_model" % (ckpt, e)) from None
+    pairs.append((spec["model"], ckpt))
+  return pairs
+
+
+def distill_model():
+  """Loads the data, builds teacher(s) and student and runs the loop."""
+  # pylint: disable=g-import-not-at-top
+  import functools
+  from distill_v1.data import datasets
+  from distill_v1.models import nets_factory
+  from distill_v1.teachers import checkpoint_teacher
+  from distill_v1.training import distillation
+  from distill_v1.training import loop
+  # pylint: enable=g-import-not-at-top
+  options = common_flags.model_options()
+  student_fn = nets_factory.get_network_fn(FLAGS.model, **options)
+  config = common_flags.training_config()
+  loop.validate_config(config)
+  pairs = teacher_models()
+  for name, _ in pairs:
+    nets_factory.get_network_fn(name)  # Unknown names fail before loading.
+  splits = datasets.load_dataset(FLAGS.dataset, data_dir=FLAGS.data_dir,
+                                 validation_size=FLAGS.validation_size,
+                                 seed=FLAGS.seed)
+  scope_of = (lambda i: "teacher") if len(pairs) == 1 else (
+      lambda i: "teacher_%d" % i)
+  builders = [
+      functools.partial(checkpoint_teacher.build_checkpoint_teacher,
+                        model=name, checkpoint=ckpt,
+                        num_classes=splits.num_classes, scope=scope_of(i))
+      for i, (name, ckpt) in enumerate(pairs)]
+  model_fn = distillation.distillation_model_fn(
+      student_fn, splits.num_classes, FLAGS.model, builders,
+      temperature=FLAGS.temperature, alpha=FLAGS.alpha,
+      scale_soft_loss=FLAGS.scale_soft_loss)
+  spec = {
+      "model": FLAGS.model,
+      "model_options": options,
+      "num_classes": int(splits.num_classes),
+      "image_shape": [int(d) for d in splits.image_shape],
+      "class_names": list(splits.class_names),
+      "dataset": FLAGS.dataset,
+      "distilled_from": ["%s:%s" % p for p in pairs],
+      "temperature": FLAGS.temperature,
+      "alpha": FLAGS.alpha,
+  }
+  metrics = loop.train(model_fn, splits, config, spec)
+  print("final test accuracy %.2f%% (step %d); metrics in %s/metrics.json" %
+        (100 * metrics["test_accuracy"], metrics["global_step"],
+         FLAGS.train_dir))
+  return metrics
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError("unexpected arguments: %s" % " ".join(argv[1:]))
+  common_flags.run_guarded("distill", distill_model)
+
+
+def run():
+  app.run(main)
+
+
+if __name__ == "__main__":
+  run()
