@@ -33,6 +33,10 @@ def atomic_path(path):
     fd, tmp_path = tempfile.mkstemp(
         prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=folder)
     os.close(fd)
+    # mkstemp creates 0600; give the file the permissions open() would.
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp_path, 0o666 & ~umask)
   except OSError as e:
     raise errors.ExportError("cannot write %s: %s" % (path, e.strerror or e))
   try:

@@ -45,6 +45,34 @@ flags.DEFINE_bool(
     "Multiply the soft loss by T**2 (Hinton et al. 2015) so its gradients "
     "keep their scale as T changes; --noscale_soft_loss turns it off.")
 
+flags.DEFINE_string(
+    "teacher_logits_cache", None,
+    "Cached (offline) distillation: an .npz file holding the teachers' "
+    "logits over the training set. Computed on the first run (with a "
+    "fingerprint of the teachers and the data), reused later, refused when "
+    "stale; the teacher is then never run during training.")
+
+flags.DEFINE_list(
+    "hint_end_points", [],
+    "FitNets hint: STUDENT_END_POINT:TEACHER_END_POINT, e.g. "
+    "conv2:conv2; the student's feature is regressed onto the teacher's "
+    "through a learned 1x1 (or linear) adapter. Needs --hint_weight > 0.")
+flags.DEFINE_float("hint_weight", 0.0,
+                   "Weight of the hint loss in the total (0 = off).",
+                   lower_bound=0.0)
+flags.DEFINE_list(
+    "attention_end_points", [],
+    "Attention transfer (Zagoruyko & Komodakis 2017): comma-separated "
+    "STUDENT:TEACHER end-point pairs, e.g. conv1:conv1,conv2:conv2. Needs "
+    "--attention_weight > 0.")
+flags.DEFINE_float("attention_weight", 0.0,
+                   "Weight of the attention-transfer loss (0 = off).",
+                   lower_bound=0.0)
+flags.DEFINE_bool(
+    "feature_resize", False,
+    "Resize student features bilinearly to the teacher's height and width "
+    "when they differ (otherwise a size mismatch is an error).")
+
 flags.register_validator("temperature", lambda t: t > 0,
                          message="--temperature must be > 0")
 flags.register_validator("alpha", lambda a: 0.0 <= a <= 1.0,
@@ -58,6 +86,42 @@ flags.register_multi_flags_validator(
         len(f["teacher_model"]) == len(f["teacher_checkpoint"])),
     message="--teacher_model and --teacher_checkpoint must list the same "
     "number of teachers")
+
+
+def _pairs(values, flag_name):
+  from distill_v1 import errors  # pylint: disable=g-import-not-at-top
+  pairs = []
+  for value in values:
+    parts = value.split(":")
+    if len(parts) != 2 or not all(parts):
+      raise errors.ConfigError(
+          "--%s=%s: expected STUDENT_END_POINT:TEACHER_END_POINT" %
+          (flag_name, value))
+    pairs.append(tuple(parts))
+  return pairs
+
+
+def feature_terms():
+  """FeatureTerms from the --hint_* and --attention_* flags."""
+  # pylint: disable=g-import-not-at-top
+  from distill_v1 import errors
+  from distill_v1.training import distillation
+  # pylint: enable=g-import-not-at-top
+  terms = []
+  for kind in ("hint", "attention"):
+    points = getattr(FLAGS, kind + "_end_points")
+    weight = getattr(FLAGS, kind + "_weight")
+    if bool(points) != (weight > 0):
+      raise errors.ConfigError(
+          "--%s_end_points and --%s_weight > 0 go together" % (kind, kind))
+    if points:
+      terms.append(distillation.FeatureTerm(
+          kind, _pairs(points, kind + "_end_points"), weight))
+  if terms and FLAGS.teacher_logits_cache:
+    raise errors.ConfigError(
+        "feature distillation needs the teacher's features: drop "
+        "--teacher_logits_cache")
+  return terms
 
 
 def teacher_models():
@@ -97,6 +161,7 @@ def distill_model():
   config = common_flags.training_config()
   loop.validate_config(config)
   pairs = teacher_models()
+  terms = feature_terms()
   for name, _ in pairs:
     nets_factory.get_network_fn(name)  # Unknown names fail before loading.
   splits = datasets.load_dataset(FLAGS.dataset, data_dir=FLAGS.data_dir,
@@ -109,10 +174,20 @@ def distill_model():
                         model=name, checkpoint=ckpt,
                         num_classes=splits.num_classes, scope=scope_of(i))
       for i, (name, ckpt) in enumerate(pairs)]
+  train_extras = None
+  if FLAGS.teacher_logits_cache:
+    from distill_v1.teachers import logits_cache  # pylint: disable=g-import-not-at-top
+    logits = logits_cache.get_or_compute(
+        FLAGS.teacher_logits_cache, builders, pairs, splits.train_images,
+        splits.train_labels)
+    train_extras = {distillation.CACHED_LOGITS_KEY:
+                    logits.transpose(1, 0, 2)}
+    builders = None
   model_fn = distillation.distillation_model_fn(
       student_fn, splits.num_classes, FLAGS.model, builders,
       temperature=FLAGS.temperature, alpha=FLAGS.alpha,
-      scale_soft_loss=FLAGS.scale_soft_loss)
+      scale_soft_loss=FLAGS.scale_soft_loss, feature_terms=terms,
+      feature_resize=FLAGS.feature_resize)
   spec = {
       "model": FLAGS.model,
       "model_options": options,
@@ -124,7 +199,8 @@ def distill_model():
       "temperature": FLAGS.temperature,
       "alpha": FLAGS.alpha,
   }
-  metrics = loop.train(model_fn, splits, config, spec)
+  metrics = loop.train(model_fn, splits, config, spec,
+                       train_extras=train_extras)
   print("final test accuracy %.2f%% (step %d); metrics in %s/metrics.json" %
         (100 * metrics["test_accuracy"], metrics["global_step"],
          FLAGS.train_dir))

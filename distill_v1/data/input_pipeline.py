@@ -36,6 +36,7 @@ InputHandles = collections.namedtuple("InputHandles", [
     "data_feed",  # dict placeholder -> numpy array for data_initializer.
     "num_examples",  # int.
     "batches_per_epoch",  # int, ceil(num_examples / batch_size).
+    "extras",  # dict name -> tensor [batch, ...] gathered like the labels.
 ])
 
 
@@ -57,7 +58,7 @@ def _check_arrays(images, labels, name):
 
 
 def in_memory_input(images, labels, batch_size, shuffle, seed=0, name="input",
-                    prefetch=2):
+                    prefetch=2, extras=None):
   """Builds the input of one data split.
 
   Args:
@@ -69,6 +70,8 @@ def in_memory_input(images, labels, batch_size, shuffle, seed=0, name="input",
     seed: Python int, the shuffle seed.
     name: name scope and variable prefix, e.g. "train" or "test".
     prefetch: batches of indices to prefetch.
+    extras: optional dict name -> array [N, ...] of per-example values (e.g.
+      cached teacher logits), batched with the same indices as the images.
 
   Returns:
     InputHandles.
@@ -94,8 +97,23 @@ def in_memory_input(images, labels, batch_size, shuffle, seed=0, name="input",
     labels_var = tf.compat.v1.Variable(
         labels_ph, trainable=False, name=name + "_labels",
         collections=[tf.compat.v1.GraphKeys.LOCAL_VARIABLES])
-    data_initializer = tf.group(images_var.initializer,
-                                labels_var.initializer)
+    data_feed = {images_ph: images, labels_ph: labels}
+    extra_vars = {}
+    for key, array in sorted((extras or {}).items()):
+      array = np.asarray(array)
+      if array.shape[:1] != (num_examples,):
+        raise errors.DataError(
+            "%s extra %r has shape %s, expected %d rows" %
+            (name, key, array.shape, num_examples))
+      placeholder = tf.compat.v1.placeholder(
+          tf.as_dtype(array.dtype), array.shape, name=key + "_source")
+      extra_vars[key] = tf.compat.v1.Variable(
+          placeholder, trainable=False, name="%s_%s" % (name, key),
+          collections=[tf.compat.v1.GraphKeys.LOCAL_VARIABLES])
+      data_feed[placeholder] = array
+    data_initializer = tf.group(
+        images_var.initializer, labels_var.initializer,
+        *[v.initializer for v in extra_vars.values()])
 
     epoch = tf.compat.v1.placeholder_with_default(
         tf.constant(0, tf.int64), [], name="epoch")
@@ -112,6 +130,8 @@ def in_memory_input(images, labels, batch_size, shuffle, seed=0, name="input",
     batch_images = tf.gather(images_var, batch_indices)
     batch_images.set_shape([None] + list(images.shape[1:]))
     batch_labels = tf.gather(labels_var, batch_indices)
+    batch_extras = {k: tf.gather(v, batch_indices)
+                    for k, v in extra_vars.items()}
   return InputHandles(
       images=batch_images,
       labels=batch_labels,
@@ -119,9 +139,10 @@ def in_memory_input(images, labels, batch_size, shuffle, seed=0, name="input",
       epoch=epoch,
       skip_batches=skip_batches,
       data_initializer=data_initializer,
-      data_feed={images_ph: images, labels_ph: labels},
+      data_feed=data_feed,
       num_examples=num_examples,
-      batches_per_epoch=-(-num_examples // batch_size))
+      batches_per_epoch=-(-num_examples // batch_size),
+      extras=batch_extras)
 
 
 def initialize_data(sess, handles):

@@ -5,4 +5,6 @@ temperature-softened cross-entropy, times T**2), `distillation` (their
 alpha-weighted sum), `feature` (FitNets hints, attention transfer).
 """
 
-from distill_v1.losses.outputs import LossOutput  # pylint: disable=g-importing-member
+from distill_v1.losses import outputs as _outputs
+
+LossOutput = _outputs.LossOutput

@@ -1,4 +1,4 @@
-"""The soft-target loss of knowledge distillation, as the source article does it.
+"""The soft-target loss of knowledge distillation, as the article does it.
 
 The article's recipe, literally: the teacher's temperature-softened
 distribution `softmax(z_t / T)` is passed as `onehot_labels` to
@@ -23,9 +23,11 @@ the student, so the gradients equal those of the Keras `Distiller`'s
 `KLDivergence * T**2`, but the logged value is larger by `T**2 * H(p)` and
 does not reach 0 when the student matches the teacher.
 
-The teacher's distribution is behind `tf.stop_gradient`: no gradient reaches
-the teacher, and nothing is added to the `GraphKeys.LOSSES` collection
-(`loss_collection=None`); the caller owns the total it minimises.
+The teacher's distribution is behind `tf.stop_gradient` (the v1 loss also
+stops gradients into `onehot_labels`; the explicit op keeps that guarantee
+visible and independent of it): no gradient reaches the teacher. Nothing is
+added to the `GraphKeys.LOSSES` collection (`loss_collection=None`); the
+caller owns the total it minimises.
 """
 
 import collections

@@ -17,12 +17,54 @@ import collections
 from distill_v1 import errors
 from distill_v1.compat import tf
 from distill_v1.losses import distillation as distillation_loss_lib
+from distill_v1.losses import feature as feature_loss_lib
 from distill_v1.training import loop
+
+CACHED_LOGITS_KEY = "teacher_logits"
+ADAPTER_SCOPE = "feature_adapters"
+
+FeatureTerm = collections.namedtuple("FeatureTerm", [
+    "kind",  # "hint" (FitNets) or "attention" (attention transfer).
+    "pairs",  # list of (student end point, teacher end point) names.
+    "weight",  # float > 0, multiplies the term in the total loss.
+])
+FEATURE_KINDS = ("hint", "attention")
+
+
+def _end_point(end_points, name, role):
+  if name not in end_points:
+    raise errors.ConfigError(
+        "%s has no end point %r; it has: %s" %
+        (role, name, ", ".join(end_points.keys())))
+  return end_points[name]
+
+
+def _feature_losses(terms, student_end_points, teacher_end_points, resize):
+  """Returns [(name, weighted loss tensor)] for the feature terms."""
+  out = []
+  for i, term in enumerate(terms):
+    students = [_end_point(student_end_points, s, "the student")
+                for s, _ in term.pairs]
+    teachers = [_end_point(teacher_end_points, t, "the teacher")
+                for _, t in term.pairs]
+    if term.kind == "hint":
+      if len(term.pairs) != 1:
+        raise errors.ConfigError("a hint term takes one end-point pair, got "
+                                 "%d" % len(term.pairs))
+      output = feature_loss_lib.hint_loss(
+          students[0], teachers[0],
+          scope="%s/hint_%d" % (ADAPTER_SCOPE, i), resize=resize)
+    else:
+      output = feature_loss_lib.attention_transfer_loss(
+          students, teachers, resize=resize)
+    out.append(("%s_loss" % term.kind, term.weight * output.loss))
+  return out
 
 
 def distillation_model_fn(student_fn, num_classes, student_scope,
                           teacher_builders, temperature, alpha=0.1,
-                          scale_soft_loss=True):
+                          scale_soft_loss=True, feature_terms=(),
+                          feature_resize=False):
   """Returns a model_fn for `loop.train` that distills into the student.
 
   Args:
@@ -32,10 +74,19 @@ def distillation_model_fn(student_fn, num_classes, student_scope,
     student_scope: variable scope of the student (its checkpoint names).
     teacher_builders: non-empty list of fn(images) -> TeacherHandle (see
       `distill_v1.teachers`); two or more form an ensemble whose soft targets
-      are the mean of the teachers' softened distributions.
+      are the mean of the teachers' softened distributions. None for cached
+      distillation: the loop then passes the teachers' logits as
+      `extras[CACHED_LOGITS_KEY]`, float32 [batch, num_teachers, classes]
+      (see `distill_v1.teachers.logits_cache`), and no teacher is built.
     temperature: float T > 0.
     alpha: float in [0, 1], the weight of the hard-label loss.
     scale_soft_loss: multiply the soft loss by T**2 (Hinton et al. 2015).
+    feature_terms: FeatureTerms added to the loss: FitNets hints (a student
+      end point regressed onto a teacher end point through a learned adapter,
+      whose variables are trained with the student's) and attention transfer
+      (Zagoruyko & Komodakis 2017). Needs one teacher built from a
+      checkpoint (its end points), not a logits cache.
+    feature_resize: resize student features to the teacher's spatial size.
 
   Returns:
     fn(images, labels, is_training) -> loop.ModelOutputs. In inference mode
@@ -46,11 +97,21 @@ def distillation_model_fn(student_fn, num_classes, student_scope,
       class count differs from the student's.
   """
   distillation_loss_lib.validate_distillation_args(temperature, alpha)
-  if not teacher_builders:
+  if teacher_builders is not None and not teacher_builders:
     raise errors.ConfigError("distillation needs at least one teacher")
+  if feature_terms and (teacher_builders is None or
+                        len(teacher_builders) != 1):
+    raise errors.ConfigError(
+        "feature distillation needs exactly one teacher built from its "
+        "checkpoint (not a logits cache or an ensemble)")
+  for term in feature_terms:
+    if term.kind not in FEATURE_KINDS or not term.weight > 0:
+      raise errors.ConfigError(
+          "feature term %r: kind must be one of %s and weight > 0" %
+          (term, ", ".join(FEATURE_KINDS)))
 
-  def model_fn(images, labels, is_training):
-    student_logits, _ = student_fn(images, num_classes,
+  def model_fn(images, labels, is_training, extras=None):
+    student_logits, student_end_points = student_fn(images, num_classes,
                                    is_training=is_training,
                                    scope=student_scope)
     student_vars = tf.compat.v1.get_collection(
@@ -60,18 +121,28 @@ def distillation_model_fn(student_fn, num_classes, student_scope,
           labels=labels, logits=student_logits))
       return loop.ModelOutputs(loss=loss, logits=student_logits, scalars={},
                                var_list=student_vars)
-    teachers = [build(images) for build in teacher_builders]
-    for teacher in teachers:
-      teacher_classes = teacher.logits.shape[-1]
+    if teacher_builders is None:
+      if not extras or CACHED_LOGITS_KEY not in extras:
+        raise errors.ConfigError(
+            "cached distillation needs the teachers' logits as extras[%r]" %
+            CACHED_LOGITS_KEY)
+      teachers = []
+      cached = extras[CACHED_LOGITS_KEY]
+      teacher_logits = tf.unstack(tf.stop_gradient(cached), axis=1)
+      sources = ["logits cache"] * len(teacher_logits)
+    else:
+      teachers = [build(images) for build in teacher_builders]
+      teacher_logits = [t.logits for t in teachers]
+      sources = ["%s (%s)" % (t.model, t.checkpoint) for t in teachers]
+    for source, logits in zip(sources, teacher_logits):
+      teacher_classes = logits.shape[-1]
       if teacher_classes is not None and int(teacher_classes) != num_classes:
         raise errors.ConfigError(
-            "teacher %s (%s) has %d classes, the student has %d" %
-            (teacher.model, teacher.checkpoint, int(teacher_classes),
-             num_classes))
-    teacher_logits = [t.logits for t in teachers]
+            "teacher %s has %d classes, the student has %d" %
+            (source, int(teacher_classes), num_classes))
     output = distillation_loss_lib.distillation_loss(
         labels, student_logits,
-        teacher_logits=teacher_logits if len(teachers) > 1 else
+        teacher_logits=teacher_logits if len(teacher_logits) > 1 else
         teacher_logits[0],
         temperature=temperature, alpha=alpha,
         scale_by_t_squared=scale_soft_loss)
@@ -83,12 +154,22 @@ def distillation_model_fn(student_fn, num_classes, student_scope,
                                % ", ".join(leaked))
     scalars = collections.OrderedDict(
         (k, v) for k, v in output.extra.items() if k != "total_loss")
+    loss = output.loss
+    if feature_terms:
+      for name, term_loss in _feature_losses(
+          feature_terms, student_end_points, teachers[0].end_points,
+          feature_resize):
+        scalars[name] = term_loss
+        loss = loss + term_loss
+      student_vars = student_vars + tf.compat.v1.get_collection(
+          tf.compat.v1.GraphKeys.TRAINABLE_VARIABLES,
+          scope=ADAPTER_SCOPE + "/")
 
     def init_fn(sess):
       for teacher in teachers:
         teacher.init_fn(sess)
 
-    return loop.ModelOutputs(loss=output.loss, logits=student_logits,
+    return loop.ModelOutputs(loss=loss, logits=student_logits,
                              scalars=scalars, var_list=student_vars,
                              frozen_vars=frozen, init_fn=init_fn)
 

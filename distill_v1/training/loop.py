@@ -216,7 +216,8 @@ def _check_spec(train_dir, model_spec):
           (train_dir, key, old.get(key), model_spec.get(key)))
 
 
-def train(model_fn, splits, config, model_spec, stream=None):
+def train(model_fn, splits, config, model_spec, stream=None,
+          train_extras=None):
   """Trains (or resumes training) and evaluates at each epoch end.
 
   Args:
@@ -228,6 +229,10 @@ def train(model_fn, splits, config, model_spec, stream=None):
     model_spec: dict written to `model_spec.json` (see
       `checkpoints.MODEL_SPEC_KEYS`).
     stream: where progress lines go (default stdout).
+    train_extras: optional dict name -> array [num_train, ...] of
+      per-example values (e.g. cached teacher logits). When given, the
+      training call is `model_fn(images, labels, True, extras=...)` with the
+      batch's rows as tensors.
 
   Returns:
     The dict written to `metrics.json`: model, global_step, epoch,
@@ -253,15 +258,22 @@ def train(model_fn, splits, config, model_spec, stream=None):
     global_step = tf.compat.v1.train.get_or_create_global_step()
     train_input = input_pipeline.in_memory_input(
         splits.train_images, splits.train_labels, config.batch_size,
-        shuffle=True, seed=config.seed, name="train")
+        shuffle=True, seed=config.seed, name="train", extras=train_extras)
     steps_per_epoch = train_input.batches_per_epoch
-    total_steps = int(round(config.epochs * steps_per_epoch))
+    # The learning-rate schedule spans `epochs`; max_steps only stops the
+    # run earlier, so a run stopped there and resumed sees the same rates as
+    # an uninterrupted one.
+    schedule_steps = max(int(round(config.epochs * steps_per_epoch)), 1)
+    total_steps = schedule_steps
     if config.max_steps is not None:
-      total_steps = min(total_steps, config.max_steps)
-    total_steps = max(total_steps, 1)
+      total_steps = max(min(total_steps, config.max_steps), 1)
     log.total_steps = total_steps
 
-    outputs = model_fn(train_input.images, train_input.labels, True)
+    if train_extras:
+      outputs = model_fn(train_input.images, train_input.labels, True,
+                         extras=train_input.extras)
+    else:
+      outputs = model_fn(train_input.images, train_input.labels, True)
     if not outputs.var_list:
       raise errors.ConfigError("the model has no trainable variables")
     loss = outputs.loss
@@ -272,7 +284,7 @@ def train(model_fn, splits, config, model_spec, stream=None):
         tf.float32))
     learning_rate = optimizers.learning_rate_schedule(
         config.learning_rate, config.learning_rate_decay, global_step,
-        total_steps, steps_per_epoch,
+        schedule_steps, steps_per_epoch,
         decay_rate=config.learning_rate_decay_rate,
         decay_epochs=config.decay_epochs,
         warmup_steps=int(config.warmup_epochs * steps_per_epoch))
@@ -298,8 +310,12 @@ def train(model_fn, splits, config, model_spec, stream=None):
     for name, tensor in outputs.scalars.items():
       scalars.setdefault(name, tensor)
     with tf.compat.v1.name_scope("summaries"):
+      # The raw op keeps each tag exactly `k` ("loss", not "summaries/loss"
+      # or "learning_rate_1" as tf.compat.v1.summary.scalar's name scopes
+      # would make it), beside the evaluation's "test/accuracy".
       summary_op = tf.compat.v1.summary.merge(
-          [tf.compat.v1.summary.scalar(k, v) for k, v in scalars.items()])
+          [tf.raw_ops.ScalarSummary(tags=k, values=v)
+           for k, v in scalars.items()])
     frozen = set(v.op.name for v in outputs.frozen_vars)
     saved_vars = [v for v in tf.compat.v1.global_variables()
                   if v.op.name not in frozen]
@@ -310,7 +326,10 @@ def train(model_fn, splits, config, model_spec, stream=None):
 
   with graph.as_default():
     prefix = os.path.join(train_dir, checkpoints.CHECKPOINT_BASENAME)
-    writer = tf.compat.v1.summary.FileWriter(train_dir, graph=graph)
+    # Event files are named by the second they are opened in; the suffix
+    # keeps a resumed run from truncating an earlier run's file.
+    writer = tf.compat.v1.summary.FileWriter(
+        train_dir, graph=graph, filename_suffix="." + os.urandom(4).hex())
     with tf.compat.v1.Session(graph=graph,
                               config=_session_config(config)) as sess:
       latest = checkpoints.latest_checkpoint(train_dir)

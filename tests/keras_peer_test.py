@@ -1,0 +1,168 @@
+"""Tests of benchmarks/keras_peer.py, the Keras 3 peer (BENCHMARK.md).
+
+Keras is imported here only; the library never uses it.
+"""
+
+import numpy as np
+import pytest
+
+keras = pytest.importorskip('keras')
+
+from benchmarks import keras_peer  # pylint: disable=g-import-not-at-top
+from distill_v1 import errors  # pylint: disable=g-import-not-at-top
+
+
+def _tiny(name, seed):
+  keras.utils.set_random_seed(seed)
+  return keras.Sequential([keras.Input((6,)), keras.layers.Dense(4)],
+                          name=name)
+
+
+def _compiled_distiller(student, teacher, alpha, temperature, learning_rate):
+  distiller = keras_peer.Distiller(student, teacher)
+  distiller.compile(
+      optimizer=keras.optimizers.SGD(learning_rate),
+      metrics=[keras.metrics.SparseCategoricalAccuracy()],
+      student_loss_fn=keras.losses.SparseCategoricalCrossentropy(
+          from_logits=True),
+      distillation_loss_fn=keras.losses.KLDivergence(),
+      alpha=alpha, temperature=temperature)
+  return distiller
+
+
+def _softmax(logits):
+  shifted = logits - logits.max(axis=1, keepdims=True)
+  exp = np.exp(shifted)
+  return exp / exp.sum(axis=1, keepdims=True)
+
+
+@pytest.mark.parametrize('name', sorted(keras_peer.EXPECTED_PARAMS))
+def test_parameter_counts(name):
+  model = keras_peer.build_model(name)
+  assert model.count_params() == keras_peer.EXPECTED_PARAMS[name]
+  assert tuple(model.output_shape) == (None, 10)
+  assert tuple(model.input_shape) == (None, 28, 28, 1)
+
+
+def test_known_parameter_counts():
+  # The reference figures of BENCHMARK.md, written out independently.
+  assert keras_peer.EXPECTED_PARAMS == {
+      'mlp_teacher': 2395210, 'mlp_student': 1276810,
+      'cnn_teacher': 3274634, 'cnn_student': 20490}
+
+
+def test_unknown_model_is_refused():
+  with pytest.raises(errors.ConfigError, match='resnet'):
+    keras_peer.build_model('resnet')
+
+
+def test_weight_decay_matches_toolkit_l2_loss():
+  model = keras_peer.build_model('cnn_student', weight_decay=0.01)
+  kernels = [w.numpy() for w in model.weights if 'kernel' in w.path]
+  expected = 0.01 * sum(float(np.sum(k.astype(np.float64)**2)) / 2
+                        for k in kernels)
+  actual = sum(float(loss) for loss in model.losses)
+  assert actual == pytest.approx(expected, rel=1e-5)
+
+
+def test_distiller_loss_matches_numpy():
+  alpha, temperature = 0.3, 4.0
+  student, teacher = _tiny('student', 1), _tiny('teacher', 2)
+  distiller = _compiled_distiller(student, teacher, alpha, temperature, 0.1)
+  rng = np.random.RandomState(0)
+  x = rng.randn(5, 6).astype(np.float32)
+  y = np.array([0, 1, 2, 3, 1])
+  student_logits = np.asarray(student(x))
+  teacher_logits = np.asarray(teacher(x))
+
+  loss = float(distiller.compute_loss(x=x, y=y, y_pred=student_logits))
+
+  log_p = np.log(_softmax(student_logits.astype(np.float64)))
+  cross_entropy = -np.mean(log_p[np.arange(5), y])
+  p_t = _softmax(teacher_logits.astype(np.float64) / temperature)
+  p_s = _softmax(student_logits.astype(np.float64) / temperature)
+  kl = np.mean(np.sum(p_t * np.log(p_t / p_s), axis=1))
+  expected = alpha * cross_entropy + (1 - alpha) * kl * temperature**2
+  assert kl > 1e-4  # The soft term must matter for the test to mean much.
+  assert loss == pytest.approx(expected, rel=1e-5)
+
+
+def test_distillation_step_changes_only_the_student():
+  student, teacher = _tiny('student', 1), _tiny('teacher', 2)
+  distiller = _compiled_distiller(student, teacher, 0.1, 4.0, 0.5)
+  before_student = [w.copy() for w in student.get_weights()]
+  before_teacher = [w.copy() for w in teacher.get_weights()]
+  rng = np.random.RandomState(0)
+  x = rng.randn(16, 6).astype(np.float32)
+  y = rng.randint(0, 4, size=16)
+
+  distiller.fit(x, y, batch_size=16, epochs=1, verbose=0)
+
+  for before, after in zip(before_teacher, teacher.get_weights()):
+    np.testing.assert_array_equal(before, after)
+  assert all(not np.allclose(before, after) for before, after in
+             zip(before_student, student.get_weights()))
+
+
+def test_unfrozen_teacher_moves_as_in_the_published_recipe():
+  # Why the peer freezes the teacher: the default train_step also trains it.
+  student, teacher = _tiny('student', 1), _tiny('teacher', 2)
+  distiller = keras_peer.Distiller(student, teacher, freeze_teacher=False)
+  distiller.compile(
+      optimizer=keras.optimizers.SGD(0.5), metrics=[],
+      student_loss_fn=keras.losses.SparseCategoricalCrossentropy(
+          from_logits=True), alpha=0.1, temperature=4.0)
+  before = teacher.get_weights()[0].copy()
+  rng = np.random.RandomState(0)
+  distiller.fit(rng.randn(16, 6).astype(np.float32),
+                rng.randint(0, 4, size=16), batch_size=16, verbose=0)
+  assert not np.allclose(before, teacher.get_weights()[0])
+
+
+def test_same_seed_same_student_initialisation():
+  # train_model and distill rely on this for "same initialisation".
+  keras.utils.set_random_seed(3)
+  first = keras_peer.build_model('cnn_student').get_weights()
+  keras_peer.build_model('cnn_teacher')  # Consumes random numbers.
+  keras.utils.set_random_seed(3)
+  second = keras_peer.build_model('cnn_student').get_weights()
+  for a, b in zip(first, second):
+    np.testing.assert_array_equal(a, b)
+
+
+def test_bad_alpha_and_temperature_are_refused():
+  student, teacher = _tiny('student', 1), _tiny('teacher', 2)
+  with pytest.raises(errors.ConfigError, match='alpha'):
+    _compiled_distiller(student, teacher, 1.5, 4.0, 0.1)
+  with pytest.raises(errors.ConfigError, match='temperature'):
+    _compiled_distiller(student, teacher, 0.1, 0.0, 0.1)
+
+
+def test_cosine_schedule_matches_toolkit_formula():
+  optimizer = keras_peer.make_optimizer('momentum', 0.2, 0.9, 'cosine',
+                                        epochs=2, steps_per_epoch=5)
+  schedule = optimizer.learning_rate if callable(
+      optimizer.learning_rate) else optimizer._learning_rate  # pylint: disable=protected-access
+  for step in (0, 3, 10):
+    expected = 0.2 * 0.5 * (1 + np.cos(np.pi * step / 10))
+    assert float(schedule(step)) == pytest.approx(expected, abs=1e-6)
+
+
+def test_speed_summary_uses_epochs_after_the_first():
+  summary = keras_peer._speed_summary(600, [6.0, 1.0, 2.0, 3.0])  # pylint: disable=protected-access
+  assert summary['examples_per_sec'] == [100.0, 600.0, 300.0, 200.0]
+  assert summary['examples_per_sec_median'] == 300.0
+  assert not summary['median_includes_first_epoch']
+
+
+def test_int8_tflite_quantizes_input_and_output():
+  model = keras_peer.build_model('cnn_student')
+  rng = np.random.RandomState(0)
+  images = rng.rand(20, 28, 28, 1).astype(np.float32)
+  labels = np.argmax(np.asarray(model(images)), axis=1)
+  flatbuffer = keras_peer.convert_tflite(model, 'int8', images)
+  result = keras_peer.evaluate_tflite(flatbuffer, images, labels)
+  # A quantized copy of the same model mostly agrees with its float argmax;
+  # a wrongly quantized input (raw floats cast to int8) would not.
+  assert result['test_accuracy'] >= 0.7
+  assert result['latency_us_median'] > 0
