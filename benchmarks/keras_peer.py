@@ -561,49 +561,59 @@ def _interpreter(flatbuffer, num_threads):
   return interpreter
 
 
-def evaluate_tflite(flatbuffer, images, labels, num_threads=None):
-  """Runs a .tflite model one image at a time over `images`.
+def run_tflite(flatbuffer, images, num_threads=None):
+  """Runs a .tflite model one image at a time, as a deployment would.
 
   Quantized (int8) inputs are quantized with the input tensor's scale and
-  zero point, and outputs dequantized, as a deployment would.
+  zero point, and quantized outputs dequantized with the output tensor's.
 
   Args:
     flatbuffer: .tflite bytes.
     images: float32 [N, 28, 28, 1].
-    labels: int [N].
     num_threads: interpreter threads; None leaves TFLite's default.
 
   Returns:
-    dict(test_accuracy, latency_us_median, latency_us_p90): latency of
-    `invoke()` alone at batch 1, median over the N calls.
+    (outputs float32 [N, num_classes], seconds float64 [N]): the model's
+    (dequantized) outputs and the wall time of each `invoke()`.
   """
   interpreter = _interpreter(flatbuffer, num_threads)
   input_detail = interpreter.get_input_details()[0]
   output_detail = interpreter.get_output_details()[0]
-  in_dtype = input_detail['dtype']
   in_scale, in_zero = input_detail['quantization']
   out_scale, out_zero = output_detail['quantization']
-  if in_dtype == np.int8:
+  if input_detail['dtype'] == np.int8:
     info = np.iinfo(np.int8)
     feed = np.clip(np.round(images / in_scale + in_zero), info.min,
                    info.max).astype(np.int8)
   else:
-    feed = images.astype(in_dtype)
-  correct = 0
-  times = np.empty(len(images))
+    feed = images.astype(input_detail['dtype'])
+  outputs = []
+  seconds = np.empty(len(images))
   input_index, output_index = input_detail['index'], output_detail['index']
   for i in range(len(images)):
     interpreter.set_tensor(input_index, feed[i:i + 1])
     start = time.perf_counter()
     interpreter.invoke()
-    times[i] = time.perf_counter() - start
-    output = interpreter.get_tensor(output_index)[0]
-    if output_detail['dtype'] == np.int8:
-      output = (output.astype(np.float32) - out_zero) * out_scale
-    correct += int(np.argmax(output) == labels[i])
-  return dict(test_accuracy=correct / float(len(images)),
-              latency_us_median=float(np.median(times) * 1e6),
-              latency_us_p90=float(np.percentile(times, 90) * 1e6))
+    seconds[i] = time.perf_counter() - start
+    outputs.append(interpreter.get_tensor(output_index)[0])
+  outputs = np.stack(outputs)
+  if output_detail['dtype'] == np.int8:
+    outputs = (outputs.astype(np.float32) - out_zero) * out_scale
+  return outputs.astype(np.float32), seconds
+
+
+def evaluate_tflite(flatbuffer, images, labels, num_threads=None):
+  """Accuracy and batch-1 latency of a .tflite model (see run_tflite).
+
+  Returns:
+    dict(test_accuracy, latency_us_median, latency_us_p90): latency of
+    `invoke()` alone at batch 1, over the N calls.
+  """
+  outputs, seconds = run_tflite(flatbuffer, images, num_threads)
+  return dict(
+      test_accuracy=float(np.mean(np.argmax(outputs, axis=1) == labels)),
+      latency_us_median=float(np.median(seconds) * 1e6),
+      latency_us_p90=float(np.percentile(seconds, 90) * 1e6))
 
 
 def tflite_sizes_and_latency(model, data=None, representative_size=200,

@@ -73,6 +73,19 @@ flags.DEFINE_bool(
     "Resize student features bilinearly to the teacher's height and width "
     "when they differ (otherwise a size mismatch is an error).")
 
+flags.DEFINE_list(
+    "omit_classes", [],
+    "Classes (integer labels) left out of the transfer set, as in Hinton et "
+    "al.'s 'omitted 3s' experiment: the student never sees their examples "
+    "and learns them only from the soft targets of the other classes.")
+flags.DEFINE_string(
+    "bias_correction", None,
+    "After training, add per-class offsets to the student's logits bias: "
+    "'learn' fits them on the validation split (needs --validation_size), "
+    "or CLASS:OFFSET,... sets them (Hinton et al. used 3:3.5). Writes "
+    "<train_dir>/bias_corrected/ and prints per-class accuracy before and "
+    "after.")
+
 flags.register_validator("temperature", lambda t: t > 0,
                          message="--temperature must be > 0")
 flags.register_validator("alpha", lambda a: 0.0 <= a <= 1.0,
@@ -124,6 +137,62 @@ def feature_terms():
   return terms
 
 
+def omit_classes(splits):
+  """Removes the --omit_classes examples from the transfer (training) set."""
+  # pylint: disable=g-import-not-at-top
+  import numpy as np
+  from distill_v1 import errors
+  # pylint: enable=g-import-not-at-top
+  if not FLAGS.omit_classes:
+    return splits
+  try:
+    omitted = sorted(set(int(c) for c in FLAGS.omit_classes))
+  except ValueError:
+    raise errors.ConfigError("--omit_classes takes integer labels, got %s" %
+                             ",".join(FLAGS.omit_classes)) from None
+  bad = [c for c in omitted if not 0 <= c < splits.num_classes]
+  if bad or len(omitted) >= splits.num_classes:
+    raise errors.ConfigError(
+        "--omit_classes=%s: each class must be in [0, %d) and at least one "
+        "class must remain" % (",".join(FLAGS.omit_classes),
+                               splits.num_classes))
+  keep = ~np.isin(splits.train_labels, omitted)
+  print("omitting classes %s: %d of %d training examples remain" %
+        (", ".join(splits.class_names[c] for c in omitted), int(keep.sum()),
+         len(keep)))
+  return splits._replace(train_images=splits.train_images[keep],
+                         train_labels=splits.train_labels[keep])
+
+
+def correct_biases(student_fn, splits, spec):
+  """Runs --bias_correction on the trained student and prints the effect."""
+  # pylint: disable=g-import-not-at-top
+  import os
+  from distill_v1 import fileio
+  from distill_v1.training import bias_correction
+  from distill_v1.training import checkpoints
+  # pylint: enable=g-import-not-at-top
+  prefix = checkpoints.resolve_checkpoint(FLAGS.train_dir)
+  out_dir = os.path.join(FLAGS.train_dir, "bias_corrected")
+  report = bias_correction.correct(
+      student_fn, splits.num_classes, FLAGS.model, prefix, splits,
+      FLAGS.bias_correction, out_dir, dict(spec, bias_correction=
+                                           FLAGS.bias_correction))
+  fileio.write_json(os.path.join(FLAGS.train_dir, "bias_correction.json"),
+                    report)
+  print("bias correction (%s): test accuracy %.2f%% -> %.2f%%; checkpoint %s"
+        % (FLAGS.bias_correction, 100 * report["test_accuracy_before"],
+           100 * report["test_accuracy_after"], report["checkpoint"]))
+  print("%-14s %8s %8s %8s" % ("class", "offset", "before", "after"))
+  for c, name in enumerate(splits.class_names):
+    fmt = lambda v: "   -" if v is None else "%7.2f%%" % (100 * v)
+    print("%-14s %8.3f %8s %8s" % (
+        name[:14], report["offsets"][c],
+        fmt(report["per_class_accuracy_before"][c]),
+        fmt(report["per_class_accuracy_after"][c])))
+  return report
+
+
 def teacher_models():
   """Each teacher's (model name, checkpoint); names from the specs if unset."""
   # pylint: disable=g-import-not-at-top
@@ -167,6 +236,7 @@ def distill_model():
   splits = datasets.load_dataset(FLAGS.dataset, data_dir=FLAGS.data_dir,
                                  validation_size=FLAGS.validation_size,
                                  seed=FLAGS.seed)
+  splits = omit_classes(splits)
   scope_of = (lambda i: "teacher") if len(pairs) == 1 else (
       lambda i: "teacher_%d" % i)
   builders = [
@@ -199,8 +269,12 @@ def distill_model():
       "temperature": FLAGS.temperature,
       "alpha": FLAGS.alpha,
   }
+  if FLAGS.omit_classes:
+    spec["omitted_classes"] = [int(c) for c in FLAGS.omit_classes]
   metrics = loop.train(model_fn, splits, config, spec,
                        train_extras=train_extras)
+  if FLAGS.bias_correction:
+    correct_biases(student_fn, splits, spec)
   print("final test accuracy %.2f%% (step %d); metrics in %s/metrics.json" %
         (100 * metrics["test_accuracy"], metrics["global_step"],
          FLAGS.train_dir))

@@ -122,3 +122,14 @@ def test_read_json_errors_name_the_file(tmp_path):
   with pytest.raises(errors.DataError,
                      match="%s is not valid JSON" % re.escape(bad)):
     fileio.read_json(bad)
+
+
+def test_written_files_get_the_umask_permissions(tmp_path):
+  old_umask = os.umask(0o022)
+  try:
+    path = str(tmp_path / "report.json")
+    fileio.write_json(path, {})
+  finally:
+    os.umask(old_umask)
+  # As open() would create it, not mkstemp's 0600.
+  assert os.stat(path).st_mode & 0o777 == 0o644

@@ -155,3 +155,43 @@ def test_bad_batch_size_is_config_error():
   with tf.Graph().as_default():
     with pytest.raises(errors.ConfigError, match="batch_size must be >= 1"):
       input_pipeline.in_memory_input(images, labels, 0, shuffle=False)
+
+
+def test_extras_are_gathered_with_the_same_indices():
+  images, labels = _arrays()
+  extras = {"logits": np.stack([labels * 2.0, -labels * 1.0], 1).astype(
+      np.float32), "ids": labels.astype(np.int32) + 1000}
+  with tf.Graph().as_default():
+    handles = input_pipeline.in_memory_input(
+        images, labels, BATCH_SIZE, shuffle=True, seed=3, extras=extras)
+    assert sorted(handles.extras) == ["ids", "logits"]
+    assert len(v1.local_variables()) == 4
+    assert v1.global_variables() == []
+    with v1.Session() as sess:
+      input_pipeline.initialize_data(sess, handles)
+      input_pipeline.start_epoch(sess, handles, epoch=1, skip_batches=2)
+      count = 0
+      while True:
+        try:
+          batch_labels, batch_extras = sess.run([handles.labels,
+                                                 handles.extras])
+        except tf.errors.OutOfRangeError:
+          break
+        count += 1
+        np.testing.assert_array_equal(batch_extras["logits"],
+                                      extras["logits"][batch_labels])
+        np.testing.assert_array_equal(batch_extras["ids"],
+                                      extras["ids"][batch_labels])
+        assert batch_extras["ids"].dtype == np.int32
+  assert count == 5
+
+
+def test_extras_with_wrong_row_count_are_data_errors():
+  images, labels = _arrays()
+  with tf.Graph().as_default():
+    with pytest.raises(errors.DataError,
+                       match=r"train extra 'logits' has shape \(49, 10\), "
+                       r"expected 50 rows"):
+      input_pipeline.in_memory_input(
+          images, labels, 4, shuffle=False, name="train",
+          extras={"logits": np.zeros((49, 10), np.float32)})

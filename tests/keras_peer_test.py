@@ -155,14 +155,60 @@ def test_speed_summary_uses_epochs_after_the_first():
   assert not summary['median_includes_first_epoch']
 
 
-def test_int8_tflite_quantizes_input_and_output():
-  model = keras_peer.build_model('cnn_student')
+def _band_model_and_data(num_images=100):
+  """A linear model whose class c is "rows 2c and 2c+1 are bright"."""
+  model = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Flatten(),
+                            keras.layers.Dense(10)])
+  kernel = np.zeros((28, 28, 10), np.float32)
+  for c in range(10):
+    kernel[2 * c:2 * c + 2, :, c] = 1.0 / 56
+  model.layers[-1].set_weights([kernel.reshape(784, 10),
+                                np.zeros(10, np.float32)])
   rng = np.random.RandomState(0)
-  images = rng.rand(20, 28, 28, 1).astype(np.float32)
-  labels = np.argmax(np.asarray(model(images)), axis=1)
-  flatbuffer = keras_peer.convert_tflite(model, 'int8', images)
+  labels = rng.randint(0, 10, size=num_images)
+  images = rng.rand(num_images, 28, 28, 1).astype(np.float32) * 0.3
+  for i, c in enumerate(labels):
+    images[i, 2 * c:2 * c + 2] = 1.0
+  return model, images, labels
+
+
+def test_float_tflite_agrees_with_keras():
+  model, images, labels = _band_model_and_data()
+  assert np.mean(np.argmax(np.asarray(model(images)), 1) == labels) == 1.0
+  flatbuffer = keras_peer.convert_tflite(model, 'float32')
   result = keras_peer.evaluate_tflite(flatbuffer, images, labels)
-  # A quantized copy of the same model mostly agrees with its float argmax;
-  # a wrongly quantized input (raw floats cast to int8) would not.
-  assert result['test_accuracy'] >= 0.7
+  assert result['test_accuracy'] == 1.0
   assert result['latency_us_median'] > 0
+
+
+def test_int8_tflite_outputs_match_keras_logits():
+  # Input quantized with scale and zero point, output dequantized: the
+  # logits agree with Keras's to a few quantization steps. Dropping the zero
+  # point shifts every pixel by ~0.5 and the logits with it; skipping the
+  # dequantization leaves integers in [-128, 127].
+  model, images, labels = _band_model_and_data()
+  expected = np.asarray(model(images))
+  flatbuffer = keras_peer.convert_tflite(model, 'int8', images[:50])
+  outputs, seconds = keras_peer.run_tflite(flatbuffer, images)
+  assert outputs.shape == (100, 10) and seconds.shape == (100,)
+  np.testing.assert_allclose(outputs, expected, atol=0.03)
+  result = keras_peer.evaluate_tflite(flatbuffer, images, labels)
+  assert result['test_accuracy'] >= 0.95
+
+
+def test_dynamic_range_tflite_is_smaller_and_agrees():
+  model = keras_peer.build_model('mlp_student')
+  rng = np.random.RandomState(0)
+  images = rng.rand(8, 28, 28, 1).astype(np.float32)
+  float_bytes = keras_peer.convert_tflite(model, 'float32')
+  dynamic_bytes = keras_peer.convert_tflite(model, 'dynamic_range')
+  # 1.28 M float32 weights -> int8: about a quarter of the size.
+  assert len(dynamic_bytes) < 0.3 * len(float_bytes)
+  outputs, _ = keras_peer.run_tflite(dynamic_bytes, images)
+  np.testing.assert_allclose(outputs, np.asarray(model(images)), atol=0.05)
+
+
+def test_int8_conversion_needs_representative_images():
+  model, _, _ = _band_model_and_data(1)
+  with pytest.raises(errors.ConfigError, match='representative'):
+    keras_peer.convert_tflite(model, 'int8')

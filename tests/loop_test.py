@@ -208,6 +208,36 @@ def test_frozen_vars_are_restored_by_init_fn_and_not_checkpointed(tmp_path):
   assert _weights(tmp_path)["global_step"] == 4
 
 
+def test_train_extras_arrive_with_their_examples(tmp_path):
+  # Row i of the extra holds 10 * label_i + 0.5: a batch's rows must be the
+  # rows of that batch's examples.
+  code = SPLITS.train_labels.astype(np.float32) * 10 + 0.5
+  seen = []
+  base_fn = _linear_model_fn(_KERNEL0, _BIAS0)
+
+  def model_fn(images, labels, is_training, extras=None):
+    outputs = base_fn(images, labels, is_training)
+    seen.append((is_training, None if extras is None else sorted(extras)))
+    if extras is None:
+      return outputs
+    mismatch = tf.reduce_max(tf.abs(
+        extras["code"] - (tf.cast(labels, tf.float32) * 10 + 0.5)))
+    scalars = collections.OrderedDict(outputs.scalars)
+    scalars["mismatch"] = mismatch
+    return outputs._replace(scalars=scalars)
+
+  metrics = loop.train(model_fn, SPLITS, _config(tmp_path, epochs=2),
+                       _spec("toy"), stream=io.StringIO(),
+                       train_extras={"code": code})
+  assert metrics["global_step"] == 8
+  assert seen == [(True, ["code"]), (False, None)]
+  mismatch = _scalar_events(tmp_path)["mismatch"]
+  assert sorted(mismatch) == list(range(1, 9))
+  assert max(mismatch.values()) == 0.0
+  # The extras are input data, not model state.
+  assert not any("code" in name for name in _weights(tmp_path))
+
+
 # ---------------------------------------------------------------- resume
 
 
@@ -228,6 +258,8 @@ def test_interrupted_run_resumes_at_the_saved_step(tmp_path):
   assert [h["epoch"] for h in history] == [1, 2, 3]
   assert [h["global_step"] for h in history] == [4, 8, 12]
   assert history[0] == first["history"][0]
+  # Both runs' summaries are kept (the resumed run has its own event file).
+  assert sorted(_scalar_events(tmp_path)["loss"]) == list(range(1, 13))
 
 
 class _InterruptingStream(io.StringIO):
@@ -273,7 +305,9 @@ def test_resume_after_a_crash_mid_epoch_gives_the_same_weights(
     _train(tmp_path, epochs=2, save_every_steps=5,
            stream=_InterruptingStream("step 6/8"), **_EQUIVALENCE)
   assert _saved_steps(tmp_path) == [4, 5]
-  _train(tmp_path, epochs=2, save_every_steps=5, **_EQUIVALENCE)
+  _, text = _train(tmp_path, epochs=2, save_every_steps=5, **_EQUIVALENCE)
+  assert "(step 5, epoch 1)" in text
+  assert _progress_steps(text) == [6, 7, 8]  # step 6 is taken again
   _assert_same_weights(_weights(tmp_path), straight_run[1])
 
 
@@ -343,6 +377,18 @@ def test_train_dir_of_another_model_is_refused(tmp_path):
   assert sorted(os.listdir(str(tmp_path))) == listing
   with open(os.path.join(str(tmp_path), "model_spec.json")) as f:
     assert f.read() == spec
+
+
+def test_moved_train_dir_still_resumes(tmp_path):
+  _train(tmp_path / "old", epochs=2, max_steps=3)
+  os.rename(str(tmp_path / "old"), str(tmp_path / "new"))
+  # The `checkpoint` file names its checkpoints relative to the folder.
+  assert checkpoints.resolve_checkpoint(str(tmp_path / "new")) == os.path.join(
+      str(tmp_path / "new"), "model.ckpt-3")
+  metrics, text = _train(tmp_path / "new", epochs=2)
+  assert "(step 3, epoch 0)" in text
+  assert _progress_steps(text) == [4, 5, 6, 7, 8]
+  assert metrics["global_step"] == 8
 
 
 def test_max_to_keep_counts_checkpoints_of_earlier_runs(tmp_path):

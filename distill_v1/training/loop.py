@@ -319,8 +319,11 @@ def train(model_fn, splits, config, model_spec, stream=None,
     frozen = set(v.op.name for v in outputs.frozen_vars)
     saved_vars = [v for v in tf.compat.v1.global_variables()
                   if v.op.name not in frozen]
+    # Relative paths in the `checkpoint` file keep a moved or copied
+    # train_dir resumable and evaluable.
     saver = tf.compat.v1.train.Saver(saved_vars,
-                                     max_to_keep=config.max_to_keep)
+                                     max_to_keep=config.max_to_keep,
+                                     save_relative_paths=True)
     init_op = tf.compat.v1.variables_initializer(saved_vars)
     graph.finalize()
 

@@ -1,0 +1,200 @@
+"""Runs scripts/train.py: in-process for flag and input errors, and once as a
+subprocess end to end on a tiny Fashion-MNIST-layout IDX folder."""
+
+import json
+import os
+import subprocess
+import sys
+
+from absl import app
+from absl import flags
+from absl.testing import flagsaver
+import pytest
+
+from distill_v1.data import datasets
+from tests import conftest
+from tests import testing_utils
+
+FLAGS = flags.FLAGS
+train = None
+
+
+@pytest.fixture(autouse=True)
+def _train_binary():
+  """Imports scripts/train.py with only its own flags defined."""
+  global train
+  train = conftest.load_script("train")
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+  """256 train and 64 test images of 28x28, 10 learnable classes."""
+  folder, _ = testing_utils.write_fashion_mnist_idx(
+      str(tmp_path_factory.mktemp("fashion_mnist")))
+  return folder
+
+
+def _run(argv):
+  """Parses `argv` as app.run does and calls main; returns the exit code."""
+  with flagsaver.flagsaver():
+    FLAGS.unparse_flags()
+    try:
+      remaining = app.parse_flags_with_usage(["train"] + argv)
+      train.main(remaining)
+    except SystemExit as e:
+      return e.code
+  return 0
+
+
+def _error_line(err):
+  """The one error line of stderr (absl adds a `Pass --helpshort` hint)."""
+  assert "Traceback" not in err
+  lines = [line for line in err.strip().splitlines()
+           if not line.startswith("Pass --helpshort or --helpfull")]
+  assert len(lines) == 1, err
+  return lines[0]
+
+
+def test_missing_train_dir(capsys, data_dir):
+  code = _run(["--data_dir=" + data_dir])
+  assert code == 1
+  line = _error_line(capsys.readouterr().err)
+  assert line.startswith("FATAL Flags parsing error: flag --train_dir=None")
+
+
+@pytest.mark.parametrize("flag,message", [
+    ("--epochs=0", "--epochs must be > 0"),
+    ("--learning_rate=0", "--learning_rate must be > 0"),
+    ("--batch_size=0", "--batch_size=0"),
+    ("--optimizer=adagrad", "--optimizer"),
+    ("--learning_rate_decay=linear", "--learning_rate_decay"),
+])
+def test_bad_flag_values(capsys, tmp_path, flag, message):
+  train_dir = str(tmp_path / "run")
+  code = _run(["--train_dir=" + train_dir, flag])
+  assert code == 1
+  line = _error_line(capsys.readouterr().err)
+  assert line.startswith("FATAL Flags parsing error:")
+  assert message in line
+  assert not os.path.exists(train_dir)
+
+
+@pytest.mark.parametrize("extra,code,message", [
+    (["--dataset=cifar10"], 3,
+     "train: error: unknown dataset 'cifar10'; expected one of "
+     "fashion_mnist, mnist or npz:PATH"),
+    (["--model=resnet_9000"], 3,
+     "train: error: Unknown model 'resnet_9000'; known models: mlp_teacher, "
+     "mlp_student, cnn_teacher, cnn_student, mobilenet_v1"),
+    (["--model=cnn_student", "--width_multiplier=0.5"], 0, None),
+])
+def test_bad_dataset_or_model(capsys, tmp_path, data_dir, extra, code,
+                              message):
+  if code == 0:  # width_multiplier is ignored by the other networks
+    extra = extra + ["--max_steps=1", "--batch_size=8"]
+  train_dir = str(tmp_path / "run")
+  assert _run(["--train_dir=" + train_dir, "--data_dir=" + data_dir] +
+              extra) == code
+  captured = capsys.readouterr()
+  if code:
+    assert _error_line(captured.err) == message
+    assert not os.path.exists(train_dir)
+  else:
+    assert os.path.exists(os.path.join(train_dir, "metrics.json"))
+
+
+def test_data_dir_without_data(capsys, tmp_path):
+  empty = str(tmp_path / "empty")
+  os.makedirs(empty)
+  train_dir = str(tmp_path / "run")
+  code = _run(["--train_dir=" + train_dir, "--data_dir=" + empty])
+  assert code == 2  # DataError
+  line = _error_line(capsys.readouterr().err)
+  assert line.startswith("train: error: fashion_mnist not found in data_dir: "
+                         "data_dir %s: no fashion_mnist files" % empty)
+  assert "apt-get install dataset-fashion-mnist" in line
+  assert not os.path.exists(train_dir)
+
+
+def test_flags_reach_the_training_config(tmp_path):
+  with flagsaver.flagsaver():
+    FLAGS.unparse_flags()
+    FLAGS(["train", "--train_dir=" + str(tmp_path), "--epochs=2.5",
+           "--batch_size=32", "--learning_rate=0.01",
+           "--learning_rate_decay=cosine", "--learning_rate_decay_rate=0.5",
+           "--warmup_epochs=0.5", "--weight_decay=0.0004",
+           "--optimizer=momentum", "--momentum=0.8", "--seed=7",
+           "--save_every_steps=50", "--log_every_steps=5",
+           "--summary_every_steps=6", "--eval_batch_size=250",
+           "--max_steps=99", "--intra_op_threads=2", "--inter_op_threads=1",
+           "--model=mobilenet_v1", "--width_multiplier=0.25"])
+    config = train.common_flags.training_config()
+    options = train.common_flags.model_options()
+  assert config._asdict() == dict(
+      train_dir=str(tmp_path), epochs=2.5, batch_size=32,
+      learning_rate=0.01, learning_rate_decay="cosine",
+      learning_rate_decay_rate=0.5, decay_epochs=None, warmup_epochs=0.5,
+      weight_decay=0.0004, optimizer="momentum", momentum=0.8, seed=7,
+      save_every_steps=50, log_every_steps=5, summary_every_steps=6,
+      eval_batch_size=250, max_to_keep=3, intra_op_threads=2,
+      inter_op_threads=1, max_steps=99)
+  assert options == {"width_multiplier": 0.25}
+
+
+def test_in_process_run_writes_spec_and_metrics(capsys, tmp_path, data_dir):
+  train_dir = str(tmp_path / "run")
+  code = _run(["--train_dir=" + train_dir, "--data_dir=" + data_dir,
+               "--model=mlp_student", "--batch_size=64", "--epochs=1",
+               "--validation_size=64", "--seed=3"])
+  out = capsys.readouterr().out
+  assert code == 0
+  # 256 - 64 validation examples = 3 steps of 64.
+  assert "final test accuracy" in out and "(step 3)" in out
+  with open(os.path.join(train_dir, "model_spec.json")) as f:
+    spec = json.load(f)
+  assert spec == {
+      "model": "mlp_student", "model_options": {}, "num_classes": 10,
+      "image_shape": [28, 28, 1],
+      "class_names": list(datasets.FASHION_MNIST_CLASS_NAMES),
+      "dataset": "fashion_mnist"}
+  with open(os.path.join(train_dir, "metrics.json")) as f:
+    metrics = json.load(f)
+  assert metrics["global_step"] == 3
+  assert metrics["model"] == "mlp_student"
+  assert metrics["validation_accuracy"] is not None
+  assert os.path.exists(os.path.join(train_dir, "model.ckpt-3.index"))
+
+
+def test_end_to_end_subprocess(tmp_path, data_dir):
+  train_dir = str(tmp_path / "run")
+  env = dict(os.environ)
+  env.pop("DISTILL_V1_DATA", None)
+  result = subprocess.run(
+      [sys.executable, "scripts/train.py", "--data_dir=" + data_dir,
+       "--train_dir=" + train_dir, "--model=cnn_student", "--epochs=1",
+       "--batch_size=32", "--learning_rate=0.1", "--log_every_steps=4"],
+      cwd=conftest.ROOT, env=env, capture_output=True, text=True,
+      timeout=120)
+  assert result.returncode == 0, result.stderr
+  assert "Traceback" not in result.stderr
+  assert "epoch 1/1 step 4/8" in result.stdout
+  assert "final test accuracy" in result.stdout
+  assert os.path.exists(os.path.join(train_dir, "model.ckpt-8.index"))
+  with open(os.path.join(train_dir, "checkpoint")) as f:
+    assert 'model_checkpoint_path: "model.ckpt-8"' in f.read()
+  with open(os.path.join(train_dir, "metrics.json")) as f:
+    metrics = json.load(f)
+  assert metrics["model"] == "cnn_student"
+  assert metrics["global_step"] == 8 and metrics["epoch"] == 1
+  assert 0.0 <= metrics["test_accuracy"] <= 1.0
+  assert len(metrics["history"]) == 1
+
+  help_result = subprocess.run(
+      [sys.executable, "scripts/train.py", "--helpfull"], cwd=conftest.ROOT,
+      capture_output=True, text=True, timeout=60)
+  assert help_result.returncode == 0, help_result.stderr
+  for flag in ("model", "dataset", "data_dir", "train_dir", "epochs",
+               "batch_size", "learning_rate", "learning_rate_decay",
+               "weight_decay", "optimizer", "seed", "save_every_steps",
+               "validation_size", "max_steps", "flagfile"):
+    assert "--%s" % flag in help_result.stdout, flag
