@@ -31,7 +31,9 @@ teacher (unless --teacher_weights is given), student and distill. The
 protocol's recipe for that phase (STUDENT_RECIPES, TEACHER_RECIPES).
 """
 
+import contextlib
 import functools
+import io
 import math
 import os
 import resource
@@ -547,7 +549,10 @@ def convert_tflite(model, mode, representative_images=None):
   elif mode != 'float32':
     raise errors.ConfigError('TFLite mode %r is not one of float32, '
                              'dynamic_range, int8' % (mode,))
-  return converter.convert()
+  # The converter exports a SavedModel first and prints where ("Saved
+  # artifact at ..."), between the progress lines of a run.
+  with contextlib.redirect_stdout(io.StringIO()):
+    return converter.convert()
 
 
 def _interpreter(flatbuffer, num_threads):
@@ -726,6 +731,7 @@ def _check_weights_path(path, flag):
 def main(argv):
   """Runs the phases named by the flags and writes the results JSON."""
   from absl import flags  # pylint: disable=g-import-not-at-top
+  from absl import logging  # pylint: disable=g-import-not-at-top
   if len(argv) > 1:
     raise errors.ConfigError('unexpected arguments: %s' % ' '.join(argv[1:]))
   f = flags.FLAGS
@@ -748,6 +754,9 @@ def main(argv):
                                  % f.teacher_weights)
 
   data = load_data(f.validation_size)
+  # TensorFlow's SavedModel and converter INFO lines would bury the epoch
+  # lines.
+  logging.set_verbosity(logging.WARNING)
   report = dict(
       family=f.family, phase=f.phase, seed=f.seed, batch_size=BATCH_SIZE,
       keras_version=keras.__version__, tensorflow_version=tf.__version__,
@@ -755,8 +764,10 @@ def main(argv):
       validation_size=f.validation_size, command=' '.join(sys.argv),
       phases={}, inference={}, tflite={})
 
-  def save():
+  def save(phase=None):
     report['peak_rss_mb'] = peak_rss_mb()
+    if phase:
+      report['phases'][phase]['peak_rss_mb_so_far'] = report['peak_rss_mb']
     fileio.write_json(f.output_json, report)
 
   models = {}
@@ -784,7 +795,7 @@ def main(argv):
         teacher.save_weights(f.save_teacher_weights)
         report['phases']['teacher']['weights'] = f.save_teacher_weights
     models[teacher_name] = teacher
-    save()
+    save('teacher')
 
   student_recipe = _recipe(STUDENT_RECIPES[f.family], **phase_overrides)
   if f.phase in ('student', 'all'):
@@ -795,7 +806,7 @@ def main(argv):
              result['examples_per_sec_median']), flush=True)
     report['phases']['student'] = _json_ready(result)
     models[student_name] = result['model']
-    save()
+    save('student')
 
   if f.phase in ('distill', 'all'):
     result = distill(teacher, student_name, temperature=f.temperature,
@@ -808,7 +819,7 @@ def main(argv):
           flush=True)
     report['phases']['distill'] = _json_ready(result)
     models[student_name + '_distilled'] = result['model']
-    save()
+    save('distill')
 
   for key, model in sorted(models.items()):
     if f.inference:

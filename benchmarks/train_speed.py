@@ -1,0 +1,65 @@
+r"""Training examples/sec of each reference model (docs/results.md).
+
+Trains each model with the student recipe (plain SGD, batch 128) for a few
+epochs through the train binary and reports the median examples/sec of the
+epochs after the first (the first includes graph warm-up), as BENCHMARK.md's
+protocol asks. Run it on an otherwise idle machine.
+
+Usage:
+  python benchmarks/train_speed.py --epochs=3 \
+      --output_json=docs/benchmarks/train_speed.json
+"""
+
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+
+from absl import app
+from absl import flags
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from distill_v1 import fileio  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+FLAGS = flags.FLAGS
+flags.DEFINE_list("models", ["mlp_teacher", "mlp_student", "cnn_teacher",
+                             "cnn_student"], "Models to time.")
+flags.DEFINE_integer("epochs", 3, "Epochs per model (>= 2).")
+flags.DEFINE_string("output_json", None, "Where results go.")
+
+
+def main(argv):
+  del argv
+  results = {"epochs": FLAGS.epochs, "models": {}}
+  for model in FLAGS.models:
+    train_dir = tempfile.mkdtemp(prefix="speed_%s_" % model)
+    command = [sys.executable, "scripts/train.py", "--model=" + model,
+               "--train_dir=" + train_dir, "--epochs=%d" % FLAGS.epochs,
+               "--learning_rate=0.05", "--log_every_steps=100000",
+               "--save_every_steps=0"]
+    print("$ " + " ".join(shlex.quote(c) for c in command), flush=True)
+    subprocess.run(command, cwd=ROOT, check=True, capture_output=True)
+    with open(os.path.join(train_dir, "metrics.json")) as f:
+      metrics = json.load(f)
+    shutil.rmtree(train_dir, ignore_errors=True)
+    rates = [h["examples_per_sec"] for h in metrics["history"]]
+    results["models"][model] = {
+        "examples_per_sec_median": metrics["examples_per_sec"],
+        "examples_per_sec_per_epoch": rates,
+        "epoch_seconds": [h["epoch_seconds"] for h in metrics["history"]],
+        "test_accuracy": metrics["test_accuracy"],
+    }
+    print("%-12s %8s ex/s (epochs: %s)" % (
+        model, format(int(metrics["examples_per_sec"]), ","),
+        ", ".join(format(int(r), ",") for r in rates)), flush=True)
+  if FLAGS.output_json:
+    fileio.write_json(FLAGS.output_json, results)
+
+
+if __name__ == "__main__":
+  app.run(main)
