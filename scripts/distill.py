@@ -170,7 +170,7 @@ def correct_biases(student_fn, splits, spec):
   import os
   from distill_v1 import fileio
   from distill_v1.training import bias_correction
-  from distill_v1.training import checkpoints
+  from distill_v1 import checkpoints
   # pylint: enable=g-import-not-at-top
   prefix = checkpoints.resolve_checkpoint(FLAGS.train_dir)
   out_dir = os.path.join(FLAGS.train_dir, "bias_corrected")
@@ -197,7 +197,7 @@ def teacher_models():
   """Each teacher's (model name, checkpoint); names from the specs if unset."""
   # pylint: disable=g-import-not-at-top
   from distill_v1 import errors
-  from distill_v1.training import checkpoints
+  from distill_v1 import checkpoints
   # pylint: enable=g-import-not-at-top
   pairs = []
   for i, ckpt in enumerate(FLAGS.teacher_checkpoint):

@@ -1,4 +1,4 @@
-"""Tests of distill_v1.training.checkpoints: paths and model_spec.json."""
+"""Tests of distill_v1.checkpoints: paths and model_spec.json."""
 
 import json
 import os
@@ -9,7 +9,7 @@ import pytest
 
 from distill_v1 import errors
 from distill_v1.compat import tf
-from distill_v1.training import checkpoints
+from distill_v1 import checkpoints
 
 v1 = tf.compat.v1
 

@@ -33,7 +33,8 @@ def load_script(name):
   for module_name in list(sys.modules):
     if module_name.startswith("scripts.") or module_name in (
         "common_flags",):
-      for flag in by_module.get(module_name, []):
+      # A copy: deleting a flag shrinks absl's own list while we iterate.
+      for flag in list(by_module.get(module_name, [])):
         if flag.name in flags.FLAGS:
           delattr(flags.FLAGS, flag.name)
       del sys.modules[module_name]

@@ -11,7 +11,7 @@ from distill_v1.compat import tf
 from distill_v1.data import datasets
 from distill_v1.evaluation import evaluate_lib
 from distill_v1.models import nets_factory
-from distill_v1.training import checkpoints
+from distill_v1 import checkpoints
 
 v1 = tf.compat.v1
 

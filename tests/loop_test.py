@@ -17,7 +17,7 @@ import pytest
 from distill_v1 import errors
 from distill_v1.compat import tf
 from distill_v1.models import nets_factory
-from distill_v1.training import checkpoints
+from distill_v1 import checkpoints
 from distill_v1.training import loop
 from tests import testing_utils
 

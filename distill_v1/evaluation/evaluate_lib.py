@@ -25,7 +25,7 @@ from distill_v1.evaluation import accuracy
 from distill_v1.evaluation import latency
 from distill_v1.evaluation import model_stats
 from distill_v1.models import nets_factory
-from distill_v1.training import checkpoints
+from distill_v1 import checkpoints
 
 DEFAULT_DATASET = "fashion_mnist"
 EVAL_JSON_FILENAME = "eval.json"

@@ -13,7 +13,7 @@ import collections
 from distill_v1 import errors
 from distill_v1.compat import tf
 from distill_v1.models import nets_factory
-from distill_v1.training import checkpoints
+from distill_v1 import checkpoints
 
 TeacherHandle = collections.namedtuple("TeacherHandle", [
     "logits",  # float32 [batch, num_classes], behind tf.stop_gradient.

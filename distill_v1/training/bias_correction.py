@@ -15,7 +15,7 @@ import numpy as np
 
 from distill_v1 import errors
 from distill_v1.compat import tf
-from distill_v1.training import checkpoints
+from distill_v1 import checkpoints
 
 LOGITS_BIAS_SUFFIX = "logits/bias"
 

@@ -31,7 +31,7 @@ from distill_v1 import fileio
 from distill_v1.compat import tf
 from distill_v1.data import input_pipeline
 from distill_v1.models import layers
-from distill_v1.training import checkpoints
+from distill_v1 import checkpoints
 from distill_v1.training import optimizers
 from distill_v1.training import progress as progress_lib
 
