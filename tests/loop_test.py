@@ -493,6 +493,11 @@ def test_nan_loss_stops_with_the_step(tmp_path):
     _train(tmp_path, epochs=2, learning_rate=1e30)
   step = int(re.search(r"at step (\d+)", str(info.value)).group(1))
   assert 1 <= step <= 8
+  if step <= STEPS_PER_EPOCH:
+    assert "the last good checkpoint is none yet" in str(info.value)
+  else:
+    assert "the last good checkpoint is %s" % os.path.join(
+        str(tmp_path), "model.ckpt-4") in str(info.value)
 
 
 @pytest.mark.parametrize("overrides,pattern", [

@@ -179,8 +179,11 @@ def _build_hostile(root, prefix, kind):
         path = tf.compat.v1.train.Saver().save(
             sess, os.path.join(root, "hostile_ckpt", "model.ckpt"))
       else:
+        # Keep the unreachable write in the file: only the loader may drop it.
+        outputs = ["logits"] + (["unused_write"] if kind == "unreachable"
+                                else [])
         path = _freeze(sess, graph, os.path.join(root, "hostile_%s.pb" %
-                                                 kind))
+                                                 kind), outputs)
   return path, target
 
 
@@ -448,17 +451,24 @@ def test_unknown_output_and_input_names_list_candidates(artifacts):
                      match=r"has no input tensor 'pixels'; candidate tensor "
                      r"names: images:0"):
     safe_loader.load_frozen_graph(artifacts["frozen_pb"], input_name="pixels")
-  with pytest.raises(errors.ConfigError, match=r"has no output tensor "
-                     r"'scores'.*logits:0"):
+  with pytest.raises(errors.ConfigError, match=r"has no output 'scores': "
+                     r"signature 'serving_default' has the outputs logits, "
+                     r"probabilities; other candidate tensor names: "
+                     r"Softmax:0"):
     safe_loader.load_frozen_graph(artifacts["tf1_saved_model"],
                                   output_names="scores")
+  with pytest.raises(errors.ConfigError, match=r"has no input 'pixels': "
+                     r"signature 'serving_default' has the inputs images$"):
+    safe_loader.load_frozen_graph(artifacts["tf2_saved_model"],
+                                  input_name="pixels")
 
 
 def test_output_that_ignores_the_input_is_refused(artifacts):
   with pytest.raises(errors.ConfigError,
                      match=r"output does not depend on the input images:0"):
     safe_loader.load_frozen_graph(
-        artifacts["frozen_pb"], output_names="cnn_student/logits/kernel")
+        artifacts["frozen_pb"], input_name="images",
+        output_names="cnn_student/logits/kernel")
 
 
 def test_checkpoint_of_another_shape_is_named(tmp_path, artifacts):

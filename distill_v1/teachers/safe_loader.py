@@ -35,6 +35,7 @@ import collections
 import importlib
 import logging
 import os
+import re
 import threading
 
 from google.protobuf import message as protobuf_message
@@ -469,17 +470,25 @@ def _consumed(graph_def):
 
 
 def _candidates(graph_def, limit=12):
-  """Likely output tensor names, for error messages: sinks, then the rest."""
+  """Likely output tensor names, for error messages.
+
+  Sinks (nodes nothing consumes) come first, names with "logits" before the
+  rest; a saver's and the initialisers' nodes are left out.
+  """
   used = _consumed(graph_def)
-  names = [n.name for n in graph_def.node
-           if n.name not in used and n.op not in _NOT_OUTPUTS]
-  names += [n.name for n in graph_def.node
-            if "logits" in n.name.lower() and n.name not in names]
-  names += [n.name for n in graph_def.node
-            if n.name not in names and n.op not in _NOT_OUTPUTS]
-  shown = ", ".join(tensor_name(n) for n in names[:limit])
-  if len(names) > limit:
-    shown += ", ... (%d in all)" % len(names)
+
+  def plausible(node):
+    return (node.op not in _NOT_OUTPUTS and
+            not re.match(r"^save(_\d+)?/", node.name) and
+            "/Initializer/" not in node.name)
+
+  def rank(node):
+    return (node.name in used, "logits" not in node.name.lower())
+
+  nodes = sorted((n for n in graph_def.node if plausible(n)), key=rank)
+  shown = ", ".join(tensor_name(n.name) for n in nodes[:limit])
+  if len(nodes) > limit:
+    shown += ", ... (%d in all)" % len(nodes)
   return shown
 
 
@@ -819,29 +828,61 @@ def _choose_signature(meta_graph, source):
       (source, _DEFAULT_SIGNATURE, ", ".join(usable) or "none"))
 
 
-def _choose_keys(mapping, given, default, what, source, signature):
-  """Signature keys (or tensor names, returned as None) for inputs/outputs.
+def _choose_keys(mapping, given, default, what, source, signature,
+                 graph_def=None):
+  """Resolves the inputs or outputs of a signature.
+
+  Args:
+    mapping: the signature's inputs or outputs (key -> TensorInfo).
+    given: None, a name or a list of names: signature keys, or (when
+      `graph_def` is given) tensor names of that graph.
+    default: the key used when nothing is given, if the signature has it.
+    what: "input" or "output", for messages.
+    source, signature: for messages.
+    graph_def: the graph whose tensor names are accepted too (TF1).
 
   Returns:
-    A list of (key or None, name) pairs.
+    A list of tensor names (TF1, `graph_def` given) or of signature keys.
+
+  Raises:
+    ConfigError: an unknown name, or no name and no obvious choice.
   """
-  given = _as_list(given)
-  if given:
-    return [(name, name) if name in mapping else (None, name)
-            for name in given]
-  if default is not None and default in mapping:
-    return [(default, default)]
-  if len(mapping) == 1:
-    key = list(mapping)[0]
-    return [(key, key)]
-  raise errors.ConfigError(
-      "cannot tell the %s of signature %r of SavedModel %s; pass "
-      "--teacher_%s, one of: %s" % (what, signature, source, what,
-                                    ", ".join(sorted(mapping))))
+  keys = sorted(mapping)
+  names = _as_list(given)
+  if not names:
+    if default is not None and default in mapping:
+      names = [default]
+    elif len(mapping) == 1:
+      names = keys
+    else:
+      raise errors.ConfigError(
+          "cannot tell the %s of signature %r of SavedModel %s; pass "
+          "--teacher_%s, one of: %s" % (what, signature, source, what,
+                                        ", ".join(keys)))
+  resolved = []
+  for name in names:
+    if name in mapping:
+      resolved.append(mapping[name].name if graph_def is not None else name)
+    elif graph_def is not None and _node_name(name) in set(
+        n.name for n in graph_def.node):
+      resolved.append(tensor_name(name))
+    else:
+      raise errors.ConfigError(
+          "SavedModel %s has no %s %r: signature %r has the %ss %s%s" %
+          (source, what, name, signature, what, ", ".join(keys),
+           "" if graph_def is None else
+           "; other candidate tensor names: " + _candidates(graph_def)))
+  return resolved
 
 
-def _is_tf2(meta_graph):
-  return len(meta_graph.object_graph_def.nodes) > 0
+def _is_tf2(saved_model):
+  """True if `tf.saved_model.load` would take its TF2 path for this model.
+
+  This must be TensorFlow's own test: for anything else it falls back to
+  the TF1 loader, which runs the file's restore and init ops.
+  """
+  return (len(saved_model.meta_graphs) == 1 and
+          saved_model.meta_graphs[0].HasField("object_graph_def"))
 
 
 def _tf1_saved_model(directory, meta_graph, input_name, output_names,
@@ -850,22 +891,12 @@ def _tf1_saved_model(directory, meta_graph, input_name, output_names,
   sig = meta_graph.signature_def[signature]
   graph_def = meta_graph.graph_def
   inputs = _choose_keys(sig.inputs, input_name, None, "input", directory,
-                        signature)
-  if len(inputs) != 1:
-    raise errors.ConfigError("teacher graph %s: one input expected, got %s" %
-                             (directory, input_name))
-  key, name = inputs[0]
-  input_tensor = (sig.inputs[key].name if key is not None else
-                  _check_tensor(graph_def, name, "input", directory))
+                        signature, graph_def)
   outputs = _choose_keys(sig.outputs, output_names, _DEFAULT_OUTPUT,
-                         "output", directory, signature)
-  output_tensors = [sig.outputs[k].name if k is not None else
-                    _check_tensor(graph_def, n, "output", directory)
-                    for k, n in outputs]
+                         "output", directory, signature, graph_def)
   prefix = os.path.join(directory, "variables", "variables")
-  return _freeze_tf1(graph_def, tensor_name(input_tensor),
-                     [tensor_name(t) for t in output_tensors], prefix,
-                     directory, allow_unsafe_ops)
+  return _freeze_tf1(graph_def, inputs[0], outputs, prefix, directory,
+                     allow_unsafe_ops)
 
 
 def _saver_only_functions(meta_graph):
@@ -958,13 +989,10 @@ def _tf2_saved_model(directory, meta_graph, input_name, output_names,
                      allow_unsafe_ops):
   signature = _choose_signature(meta_graph, directory)
   sig = meta_graph.signature_def[signature]
-  inputs = _choose_keys(sig.inputs, input_name, None, "input", directory,
-                        signature)
-  outputs = _choose_keys(sig.outputs, output_names, _DEFAULT_OUTPUT,
-                         "output", directory, signature)
-  if len(inputs) != 1:
-    raise errors.ConfigError("teacher graph %s: one input expected, got %s" %
-                             (directory, input_name))
+  (input_key,) = _choose_keys(sig.inputs, input_name, None, "input",
+                              directory, signature)
+  output_keys = _choose_keys(sig.outputs, output_names, _DEFAULT_OUTPUT,
+                             "output", directory, signature)
   _check_tf2_saved_model(
       meta_graph, [sig.outputs[k].name for k in sig.outputs], directory,
       allow_unsafe_ops)
@@ -974,34 +1002,25 @@ def _tf2_saved_model(directory, meta_graph, input_name, output_names,
     loaded = tf.saved_model.load(directory)
     function = loaded.signatures[signature]
     frozen_function = convert(function)
-    output_positions = {t.name: i for i, t in enumerate(function.outputs)}
-    frozen_outputs = {}
-    for key, value in function.structured_outputs.items():
-      frozen_outputs[key] = frozen_function.outputs[
-          output_positions[value.name]].name
-    frozen_inputs = {}
-    specs = function.structured_input_signature[1]
-    frozen_by_name = {t.op.name: t.name for t in frozen_function.inputs}
-    for key, spec in specs.items():
-      frozen_inputs[key] = frozen_by_name.get(spec.name or key)
-    return (frozen_function.graph.as_graph_def(), frozen_inputs,
-            frozen_outputs)
+    # A signature returns a flat dict; its outputs are in tf.nest order.
+    keys = tf.nest.flatten({k: k for k in function.structured_outputs})
+    outputs = {key: tensor.name for key, tensor in
+               zip(keys, frozen_function.outputs)}
+    spec = function.structured_input_signature[1][input_key]
+    by_name = {t.op.name: t.name for t in frozen_function.inputs}
+    return (frozen_function.graph.as_graph_def(),
+            by_name.get(spec.name or input_key), outputs)
 
   try:
-    graph_def, frozen_inputs, frozen_outputs = _run_eagerly(load_and_freeze)
+    graph_def, input_tensor, outputs = _run_eagerly(load_and_freeze)
   except (tf.errors.OpError, ValueError, KeyError, TypeError, IOError) as e:
     raise errors.DataError("cannot load SavedModel %s: %s" %
                            (directory, str(e).split("\n")[0])) from None
-  key, name = inputs[0]
-  if key is not None and frozen_inputs.get(key):
-    input_tensor = frozen_inputs[key]
-  else:
-    input_tensor = _check_tensor(graph_def, name, "input", directory,
-                                 placeholders_only=True)
-  output_tensors = [frozen_outputs[k] if k is not None else
-                    _check_tensor(graph_def, n, "output", directory)
-                    for k, n in outputs]
-  return graph_def, input_tensor, output_tensors
+  if input_tensor is None:
+    raise errors.DataError("SavedModel %s: cannot find the input %r of "
+                           "signature %r after freezing" %
+                           (directory, input_key, signature))
+  return graph_def, input_tensor, [outputs[k] for k in output_keys]
 
 
 # ----------------------------------------------------------------------------
@@ -1050,8 +1069,11 @@ def load_frozen_graph(path, input_name=None, output_names=None,
         source_def, input_tensor, outputs, location, path, allow_unsafe_ops)
   else:
     saved_model = _parse_saved_model(location)
-    meta_graph = _choose_meta_graph(saved_model, path)
-    build = _tf2_saved_model if _is_tf2(meta_graph) else _tf1_saved_model
+    if _is_tf2(saved_model):
+      build, meta_graph = _tf2_saved_model, saved_model.meta_graphs[0]
+    else:
+      build, meta_graph = (_tf1_saved_model,
+                           _choose_meta_graph(saved_model, path))
     graph_def, input_tensor, outputs = build(
         location, meta_graph, input_name, output_names, allow_unsafe_ops)
   # A frozen graph must be constants and pure math only: this is the check

@@ -44,8 +44,11 @@ ModelOutputs = collections.namedtuple("ModelOutputs", [
     "var_list",  # trainable variables the optimizer may change.
     "frozen_vars",  # variables not checkpointed (e.g. a teacher's); or [].
     "init_fn",  # callable(sess) restoring frozen_vars, or None.
+    # Callables () -> op, called under a control dependency on the training
+    # step so their ops run after the weight update (e.g. pruning masks).
+    "after_step_fns",
 ])
-ModelOutputs.__new__.__defaults__ = ((), None)
+ModelOutputs.__new__.__defaults__ = ((), None, ())
 
 _TrainConfig = collections.namedtuple("TrainConfig", [
     "train_dir", "epochs", "batch_size", "learning_rate",
@@ -295,6 +298,10 @@ def train(model_fn, splits, config, model_spec, stream=None,
     with tf.control_dependencies(update_ops):
       train_op = optimizer.minimize(loss, global_step=global_step,
                                     var_list=outputs.var_list)
+    if outputs.after_step_fns:
+      with tf.control_dependencies([train_op]):
+        train_op = tf.group(*[fn() for fn in outputs.after_step_fns],
+                            name="after_step")
 
     eval_towers = [("test", _EvalTower(model_fn, splits.test_images,
                                        splits.test_labels,
@@ -397,7 +404,8 @@ def train(model_fn, splits, config, model_spec, stream=None,
             raise errors.ConfigError(
                 "loss became %s at step %d; the last good checkpoint is %s. "
                 "Lower --learning_rate." %
-                (values[0], step, checkpoints.latest_checkpoint(train_dir)))
+                (values[0], step, checkpoints.latest_checkpoint(train_dir)
+                 or "none yet"))
           for name, value in zip(scalar_names, values):
             window[name] += float(value)
           window_steps += 1
