@@ -187,6 +187,31 @@ def _build_hostile(root, prefix, kind):
   return path, target
 
 
+def _build_tf1_saved_model_with_init_op(root, prefix):
+  """A TF1 SavedModel whose main_op writes a file (a TF1 loader runs it).
+
+  Returns:
+    (directory, file the main_op would write).
+  """
+  target = os.path.join(root, "pwned_main_op.txt")
+  directory = os.path.join(root, "tf1_saved_model_main_op")
+  with tf.Graph().as_default():
+    images = _images_placeholder()
+    logits = tf.identity(_student(images), name="logits")
+    main_op = tf.io.write_file(target, "pwned", name="main_op_write")
+    with tf.compat.v1.Session() as sess:
+      _restore(sess, prefix)
+      builder = tf.compat.v1.saved_model.Builder(directory)
+      builder.add_meta_graph_and_variables(
+          sess, [tf.compat.v1.saved_model.tag_constants.SERVING],
+          signature_def_map={
+              "serving_default": tf.compat.v1.saved_model.predict_signature_def(
+                  inputs={"images": images}, outputs={"logits": logits})},
+          main_op=main_op)
+      builder.save()
+  return directory, target
+
+
 def _build_iterator_meta(root, prefix):
   """A meta checkpoint whose images come from a tf.data iterator."""
   with tf.Graph().as_default():
@@ -218,6 +243,8 @@ def build_artifacts(root):
   for kind in ("flat", "nchw"):
     paths[kind + "_pb"] = _build_adapted(root, prefix, kind)
   paths["iterator_meta"] = _build_iterator_meta(root, prefix)
+  paths["main_op_saved_model"], paths["target_main_op"] = (
+      _build_tf1_saved_model_with_init_op(root, prefix))
   for kind in ("pb", "meta", "function", "pyfunc", "unreachable"):
     paths["hostile_" + kind], paths["target_" + kind] = _build_hostile(
         root, prefix, kind)
@@ -381,6 +408,24 @@ def test_saved_models_own_save_and_restore_ops_are_not_refused(artifacts):
     ops = _op_types(saved_model.meta_graphs[0].graph_def)
     assert {"SaveV2", "RestoreV2"} <= ops, (key, ops)
     safe_loader.load_frozen_graph(artifacts[key])
+
+
+def test_saved_model_versions_take_their_own_paths(artifacts):
+  for key, is_tf2 in (("tf1_saved_model", False), ("tf2_saved_model", True)):
+    saved_model = tf.__internal__.saved_model.parse_saved_model(
+        artifacts[key])
+    assert safe_loader._is_tf2(saved_model) == is_tf2  # pylint: disable=protected-access
+
+
+def test_tf1_saved_models_init_ops_never_run(artifacts):
+  frozen = safe_loader.load_frozen_graph(artifacts["main_op_saved_model"])
+  assert "WriteFile" not in _op_types(frozen.graph_def)
+  images = test_images()
+  np.testing.assert_allclose(
+      _frozen_logits(frozen, images),
+      reference_logits(artifacts["meta_prefix"], images), rtol=1e-5,
+      atol=1e-5)
+  assert not os.path.exists(artifacts["target_main_op"])
 
 
 def test_allow_list_and_dangerous_ops_are_disjoint():
