@@ -139,13 +139,18 @@ def test_bad_alpha_and_temperature_are_refused():
 
 
 def test_cosine_schedule_matches_toolkit_formula():
-  optimizer = keras_peer.make_optimizer('momentum', 0.2, 0.9, 'cosine',
-                                        epochs=2, steps_per_epoch=5)
-  schedule = optimizer.learning_rate if callable(
-      optimizer.learning_rate) else optimizer._learning_rate  # pylint: disable=protected-access
+  schedule = keras_peer._learning_rate(0.2, 'cosine', epochs=2,  # pylint: disable=protected-access
+                                       steps_per_epoch=5)
   for step in (0, 3, 10):
     expected = 0.2 * 0.5 * (1 + np.cos(np.pi * step / 10))
     assert float(schedule(step)) == pytest.approx(expected, abs=1e-6)
+
+
+def test_optimizers():
+  assert keras_peer.make_optimizer('sgd', 0.1).momentum == 0.0
+  assert keras_peer.make_optimizer('momentum', 0.1, 0.9).momentum == 0.9
+  with pytest.raises(errors.ConfigError, match='adam'):
+    keras_peer.make_optimizer('adam', 0.1)
 
 
 def test_speed_summary_uses_epochs_after_the_first():

@@ -414,7 +414,8 @@ def test_saved_model_versions_take_their_own_paths(artifacts):
   for key, is_tf2 in (("tf1_saved_model", False), ("tf2_saved_model", True)):
     saved_model = tf.__internal__.saved_model.parse_saved_model(
         artifacts[key])
-    assert safe_loader._is_tf2(saved_model) == is_tf2  # pylint: disable=protected-access
+    # pylint: disable-next=protected-access
+    assert safe_loader._is_tf2(saved_model) == is_tf2
 
 
 def test_tf1_saved_models_init_ops_never_run(artifacts):

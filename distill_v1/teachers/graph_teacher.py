@@ -1,4 +1,4 @@
-"""A teacher from a legacy model file: frozen GraphDef, SavedModel or meta graph.
+"""A teacher from a legacy model file: frozen graph, SavedModel or meta graph.
 
 The file goes through `safe_loader.load_frozen_graph` (the one loader that
 checks a graph's ops before anything of it runs), so the teacher is a frozen
