@@ -8,6 +8,7 @@ calls `define_training_flags()` at import time and `training_config()` in
 `main`.
 """
 
+import signal
 import sys
 
 from absl import flags
@@ -151,6 +152,14 @@ def run_guarded(binary_name, fn):
   Returns:
     fn's result.
   """
+
+  def on_sigterm(signum, frame):
+    del signum, frame
+    raise KeyboardInterrupt()
+
+  # SIGTERM (a scheduler stopping the job) behaves like Ctrl-C: the training
+  # loop saves a checkpoint before the process ends.
+  previous = signal.signal(signal.SIGTERM, on_sigterm)
   try:
     return fn()
   except errors.DistillError as e:
@@ -160,3 +169,5 @@ def run_guarded(binary_name, fn):
   except KeyboardInterrupt:
     sys.stderr.write("%s: interrupted\n" % binary_name)
     sys.exit(130)
+  finally:
+    signal.signal(signal.SIGTERM, previous)

@@ -34,6 +34,32 @@ flags.DEFINE_list(
     "teacher_model", [],
     "Model-zoo name of each teacher, in the order of --teacher_checkpoint. "
     "Default: read from model_spec.json in each checkpoint's directory.")
+flags.DEFINE_string(
+    "teacher_graph", None,
+    "A legacy teacher you cannot retrain, instead of --teacher_checkpoint: "
+    "a frozen GraphDef (.pb/.pbtxt), a SavedModel directory (TF1 or TF2), "
+    "or a TF1 checkpoint with its .meta graph. Its ops are checked against "
+    "an allow-list before anything in it runs (see SECURITY.md).")
+flags.DEFINE_string(
+    "teacher_input", None,
+    "Input tensor of --teacher_graph (e.g. 'images:0'), or a SavedModel "
+    "signature input key. Default: the only input.")
+flags.DEFINE_string(
+    "teacher_output", None,
+    "Logits tensor of --teacher_graph, or a SavedModel signature output key. "
+    "Default: 'logits' if present, else the only output.")
+flags.DEFINE_float(
+    "teacher_input_scale", 1.0,
+    "Multiplies our [0, 1] pixels before they reach --teacher_graph (255 for "
+    "a teacher trained on 0-255 pixels).", lower_bound=0.0)
+flags.DEFINE_enum(
+    "teacher_input_layout", "nhwc", ["nhwc", "nchw", "flat"],
+    "Layout --teacher_graph expects: nhwc (ours), nchw, or flat [N, H*W*C].")
+flags.DEFINE_bool(
+    "allow_unsafe_teacher_ops", False,
+    "Load a --teacher_graph whose ops are outside the allow-list (file or "
+    "network I/O, Python calls). Only for files you trust: a model file is "
+    "a program.")
 flags.DEFINE_float(
     "temperature", 4.0,
     "Softmax temperature T > 0 of the soft targets; larger is smoother.")
@@ -90,15 +116,23 @@ flags.register_validator("temperature", lambda t: t > 0,
                          message="--temperature must be > 0")
 flags.register_validator("alpha", lambda a: 0.0 <= a <= 1.0,
                          message="--alpha must be in [0, 1]")
-flags.register_validator(
-    "teacher_checkpoint", bool,
-    message="--teacher_checkpoint is required (one or more, comma-separated)")
+flags.register_multi_flags_validator(
+    ["teacher_checkpoint", "teacher_graph"],
+    lambda f: bool(f["teacher_checkpoint"]) != bool(f["teacher_graph"]),
+    message="give exactly one of --teacher_checkpoint (one or more, "
+    "comma-separated) and --teacher_graph")
 flags.register_multi_flags_validator(
     ["teacher_checkpoint", "teacher_model"],
     lambda f: not f["teacher_model"] or (
         len(f["teacher_model"]) == len(f["teacher_checkpoint"])),
     message="--teacher_model and --teacher_checkpoint must list the same "
     "number of teachers")
+# Checked here, not after training: the offsets are fitted at the very end.
+flags.register_multi_flags_validator(
+    ["bias_correction", "validation_size"],
+    lambda f: f["bias_correction"] != "learn" or f["validation_size"] > 0,
+    message="--bias_correction=learn fits the offsets on the validation "
+    "split: give --validation_size > 0")
 
 
 def _pairs(values, flag_name):
@@ -193,12 +227,26 @@ def correct_biases(student_fn, splits, spec):
   return report
 
 
+def tf_graph_check(builder, splits):
+  """Builds a --teacher_graph teacher once in a scratch graph.
+
+  Refuses unsafe or mismatched files before any training output is written.
+  """
+  from distill_v1.compat import tf  # pylint: disable=g-import-not-at-top
+  with tf.Graph().as_default():
+    images = tf.compat.v1.placeholder(
+        tf.float32, [None] + [int(d) for d in splits.image_shape])
+    builder(images)
+
+
 def teacher_models():
   """Each teacher's (model name, checkpoint); names from the specs if unset."""
   # pylint: disable=g-import-not-at-top
   from distill_v1 import errors
   from distill_v1 import checkpoints
   # pylint: enable=g-import-not-at-top
+  if FLAGS.teacher_graph:
+    return [("graph", FLAGS.teacher_graph)]
   pairs = []
   for i, ckpt in enumerate(FLAGS.teacher_checkpoint):
     if FLAGS.teacher_model:
@@ -213,6 +261,26 @@ def teacher_models():
           "--teacher_model" % (ckpt, e)) from None
     pairs.append((spec["model"], ckpt))
   return pairs
+
+
+def _dry_build(model_fn, splits, train_extras):
+  """Builds the training graph once, unused, before anything is written.
+
+  A teacher checkpoint of another architecture or class count, or an unknown
+  feature end point, then fails before `loop.train` creates --train_dir.
+  """
+  from distill_v1.compat import tf  # pylint: disable=g-import-not-at-top
+  with tf.Graph().as_default():
+    images = tf.compat.v1.placeholder(
+        tf.float32, [None] + [int(d) for d in splits.image_shape])
+    labels = tf.compat.v1.placeholder(tf.int64, [None])
+    if train_extras:
+      extras = {k: tf.compat.v1.placeholder(tf.as_dtype(v.dtype),
+                                            [None] + list(v.shape[1:]))
+                for k, v in train_extras.items()}
+      model_fn(images, labels, True, extras=extras)
+    else:
+      model_fn(images, labels, True)
 
 
 def distill_model():
@@ -232,18 +300,33 @@ def distill_model():
   pairs = teacher_models()
   terms = feature_terms()
   for name, _ in pairs:
-    nets_factory.get_network_fn(name)  # Unknown names fail before loading.
+    if not FLAGS.teacher_graph:  # Unknown names fail before loading.
+      nets_factory.get_network_fn(name)
   splits = datasets.load_dataset(FLAGS.dataset, data_dir=FLAGS.data_dir,
                                  validation_size=FLAGS.validation_size,
                                  seed=FLAGS.seed)
   splits = omit_classes(splits)
-  scope_of = (lambda i: "teacher") if len(pairs) == 1 else (
-      lambda i: "teacher_%d" % i)
-  builders = [
-      functools.partial(checkpoint_teacher.build_checkpoint_teacher,
-                        model=name, checkpoint=ckpt,
-                        num_classes=splits.num_classes, scope=scope_of(i))
-      for i, (name, ckpt) in enumerate(pairs)]
+  if FLAGS.bias_correction and FLAGS.bias_correction != "learn":
+    from distill_v1.training import bias_correction  # pylint: disable=g-import-not-at-top
+    bias_correction.parse_offsets(FLAGS.bias_correction, splits.num_classes)
+  if FLAGS.teacher_graph:
+    from distill_v1.teachers import graph_teacher  # pylint: disable=g-import-not-at-top
+    builders = [functools.partial(
+        graph_teacher.build_graph_teacher, path=FLAGS.teacher_graph,
+        input_name=FLAGS.teacher_input, output_name=FLAGS.teacher_output,
+        input_scale=FLAGS.teacher_input_scale,
+        input_layout=FLAGS.teacher_input_layout,
+        allow_unsafe_ops=FLAGS.allow_unsafe_teacher_ops)]
+    # Loading checks the file (allow-list, names, shapes) before any work.
+    tf_graph_check(builders[0], splits)
+  else:
+    scope_of = (lambda i: "teacher") if len(pairs) == 1 else (
+        lambda i: "teacher_%d" % i)
+    builders = [
+        functools.partial(checkpoint_teacher.build_checkpoint_teacher,
+                          model=name, checkpoint=ckpt,
+                          num_classes=splits.num_classes, scope=scope_of(i))
+        for i, (name, ckpt) in enumerate(pairs)]
   train_extras = None
   if FLAGS.teacher_logits_cache:
     from distill_v1.teachers import logits_cache  # pylint: disable=g-import-not-at-top
@@ -271,6 +354,7 @@ def distill_model():
   }
   if FLAGS.omit_classes:
     spec["omitted_classes"] = [int(c) for c in FLAGS.omit_classes]
+  _dry_build(model_fn, splits, train_extras)
   metrics = loop.train(model_fn, splits, config, spec,
                        train_extras=train_extras)
   if FLAGS.bias_correction:

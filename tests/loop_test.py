@@ -300,11 +300,31 @@ def test_resume_after_one_epoch_gives_the_same_weights(tmp_path,
 
 def test_resume_after_a_crash_mid_epoch_gives_the_same_weights(
     tmp_path, straight_run):
-  # Saved at step 5 (save_every_steps), killed after step 6.
+  # Saved at step 5 (save_every_steps), interrupted (Ctrl-C) after step 6:
+  # the loop saves step 6 on its way out.
   with pytest.raises(KeyboardInterrupt):
     _train(tmp_path, epochs=2, save_every_steps=5,
            stream=_InterruptingStream("step 6/8"), **_EQUIVALENCE)
-  assert _saved_steps(tmp_path) == [4, 5]
+  assert _saved_steps(tmp_path) == [4, 5, 6]
+  _, text = _train(tmp_path, epochs=2, save_every_steps=5, **_EQUIVALENCE)
+  assert "(step 6, epoch 1)" in text
+  assert _progress_steps(text) == [7, 8]
+  _assert_same_weights(_weights(tmp_path), straight_run[1])
+
+
+def test_resume_after_a_hard_kill_mid_epoch_gives_the_same_weights(
+    tmp_path, straight_run):
+  # Saved at step 5, killed after step 6 with no chance to save (SIGKILL):
+  # emulated by deleting what the interrupt handler saved.
+  with pytest.raises(KeyboardInterrupt):
+    _train(tmp_path, epochs=2, save_every_steps=5,
+           stream=_InterruptingStream("step 6/8"), **_EQUIVALENCE)
+  state = tf.train.get_checkpoint_state(str(tmp_path))
+  for path in tf.io.gfile.glob(str(tmp_path / "model.ckpt-6*")):
+    os.remove(path)
+  tf.compat.v1.train.update_checkpoint_state(
+      str(tmp_path), str(tmp_path / "model.ckpt-5"),
+      [p for p in state.all_model_checkpoint_paths if not p.endswith("-6")])
   _, text = _train(tmp_path, epochs=2, save_every_steps=5, **_EQUIVALENCE)
   assert "(step 5, epoch 1)" in text
   assert _progress_steps(text) == [6, 7, 8]  # step 6 is taken again

@@ -535,3 +535,27 @@ def test_checkpoint_of_another_shape_is_named(tmp_path, artifacts):
                      r"logits/bias has shape \[5\] in the checkpoint, the "
                      r"graph expects \[4\]"):
     safe_loader.load_frozen_graph(prefix)
+
+
+def test_reference_variables_of_old_tf1_graphs(tmp_path):
+  rng = np.random.RandomState(3)
+  kernel = rng.randn(6, 3).astype(np.float32)
+  bias = rng.randn(3).astype(np.float32)
+  with tf.Graph().as_default():
+    inputs = tf.compat.v1.placeholder(tf.float32, [None, 6], name="x")
+    w = tf.compat.v1.Variable(kernel, use_resource=False, name="w")
+    b = tf.compat.v1.Variable(bias, use_resource=False, name="b")
+    assert w.op.type == "VariableV2"
+    tf.nn.bias_add(tf.matmul(inputs, w), b, name="logits")
+    with tf.compat.v1.Session() as sess:
+      sess.run(tf.compat.v1.global_variables_initializer())
+      prefix = tf.compat.v1.train.Saver().save(sess, str(tmp_path / "ref"))
+  frozen = safe_loader.load_frozen_graph(prefix)
+  assert frozen.input_shape == [None, 6] and frozen.num_classes == 3
+  x = rng.randn(4, 6).astype(np.float32)
+  with tf.Graph().as_default():
+    inputs = tf.constant(x)
+    logits = safe_loader.import_frozen_graph(frozen, inputs, "teacher")
+    with tf.compat.v1.Session() as sess:
+      np.testing.assert_allclose(sess.run(logits), x.dot(kernel) + bias,
+                                 rtol=1e-5)

@@ -43,7 +43,8 @@ def _source_files(source):
   stem = os.path.basename(source)
   return sorted(
       os.path.join(folder, f) for f in os.listdir(folder)
-      if f == stem + ".index" or f.startswith(stem + ".data-"))
+      if f in (stem + ".index", stem + ".meta") or
+      f.startswith(stem + ".data-"))
 
 
 def fingerprint(teachers, images, labels):

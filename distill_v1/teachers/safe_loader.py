@@ -225,16 +225,17 @@ def _functions_called(node, library):
   PartitionedCall, `body`/`cond` of While, `then_branch`/`else_branch` of If,
   `branches` of Case, and any other `func` or `list(func)` attribute.
   """
-  names = []
-  if node.op in library:
-    names.append(node.op)
-  for key in sorted(node.attr):
-    value = node.attr[key]
+  names = [node.op] if node.op in library else []
+  stack = [node.attr[key] for key in sorted(node.attr)]
+  while stack:
+    value = stack.pop()
     kind = value.WhichOneof("value")
-    if kind == "func":
-      names.append(value.func.name)
-    elif kind == "list":
-      names.extend(f.name for f in value.list.func)
+    funcs = ([value.func] if kind == "func" else
+             list(value.list.func) if kind == "list" else [])
+    for func in funcs:
+      names.append(func.name)
+      # A function passed to a function (a NameAttrList's own attributes).
+      stack.extend(func.attr[key] for key in sorted(func.attr))
   return [n for n in names if n in library]
 
 
@@ -561,8 +562,12 @@ def _describe(graph_def, input_name, output_names, source):
     except (ValueError, tf.errors.OpError) as e:
       raise errors.DataError("cannot import the graph of %s: %s" %
                              (source, str(e).split("\n")[0])) from None
-    inputs = graph.get_tensor_by_name(input_name)
-    output = graph.get_tensor_by_name(output_names[0])
+    try:
+      inputs = graph.get_tensor_by_name(input_name)
+      output = graph.get_tensor_by_name(output_names[0])
+    except (KeyError, ValueError) as e:
+      raise errors.ConfigError("teacher graph %s: %s" %
+                               (source, str(e).split("\n")[0])) from None
   input_shape = (inputs.shape.as_list() if inputs.shape.rank is not None
                  else None)
   num_classes = None

@@ -372,84 +372,89 @@ def train(model_fn, splits, config, model_spec, stream=None,
           log.write("%s is already trained to step %d of %d; nothing to do" %
                     (train_dir, step, total_steps))
         metrics = _read_metrics(train_dir)
-        last_saved = step if latest else -1
         num_epochs = int(math.ceil(total_steps / float(steps_per_epoch)))
         scalar_names = list(scalars.keys())
         scalar_tensors = [scalars[k] for k in scalar_names]
 
-        while step < total_steps:
-          epoch = step // steps_per_epoch
-          epoch_end = min((epoch + 1) * steps_per_epoch, total_steps)
-          input_pipeline.start_epoch(sess, train_input, epoch,
-                                     step - epoch * steps_per_epoch)
-          epoch_text = "epoch %d/%d" % (epoch + 1, num_epochs)
-          log.restart_window()
-          epoch_start_time, epoch_examples, train_time = time.time(), 0, 0.0
-          window = collections.defaultdict(float)
-          window_steps = 0
-          while step < epoch_end:
-            want_summary = (config.summary_every_steps > 0 and
-                            (step + 1) % config.summary_every_steps == 0)
-            fetches = [train_op, train_input.labels, scalar_tensors]
-            if want_summary:
-              fetches.append(summary_op)
-            t0 = time.time()
-            results = sess.run(fetches)
-            train_time += time.time() - t0
-            step += 1
-            batch = len(results[1])
-            epoch_examples += batch
-            log.add_examples(batch)
-            values = results[2]
-            if not np.isfinite(values[0]):
-              raise errors.ConfigError(
-                  "loss became %s at step %d; the last good checkpoint is %s. "
-                  "Lower --learning_rate." %
-                  (values[0], step, checkpoints.latest_checkpoint(train_dir)
-                   or "none yet"))
-            for name, value in zip(scalar_names, values):
-              window[name] += float(value)
-            window_steps += 1
-            if want_summary:
-              writer.add_summary(results[3], step)
-            if config.log_every_steps > 0 and step % config.log_every_steps == 0:
-              rate = log.examples_per_sec()
-              writer.add_summary(_scalar_summary("examples_per_sec", rate), step)
-              log.write(log.line(step, epoch_text, [
-                  (k, window[k] / window_steps) for k in scalar_names]))
-              window.clear()
-              window_steps = 0
-            if (config.save_every_steps and step % config.save_every_steps == 0
-                and step < epoch_end):
-              saver.save(sess, prefix, global_step=step)
-              last_saved = step
-          examples_per_sec = epoch_examples / train_time if train_time else 0.0
-          saver.save(sess, prefix, global_step=step)
-          last_saved = step
-          entry = collections.OrderedDict([
-              ("epoch", epoch + 1), ("global_step", step),
-              ("examples_per_sec", examples_per_sec),
-              ("epoch_seconds", time.time() - epoch_start_time)])
-          for name, tower in eval_towers:
-            acc, xent = tower.evaluate(sess)
-            entry[name + "_accuracy"] = acc
-            entry[name + "_loss"] = xent
-            writer.add_summary(_scalar_summary(name + "/accuracy", acc), step)
-            writer.add_summary(_scalar_summary(name + "/loss", xent), step)
-          writer.add_summary(
-              _scalar_summary("examples_per_sec_epoch", examples_per_sec), step)
-          writer.flush()
-          history = [h for h in history if h["epoch"] != epoch + 1] + [entry]
-          text = "%s done: test accuracy %.2f%%  test loss %.4f" % (
-              epoch_text, 100 * entry["test_accuracy"], entry["test_loss"])
-          if "validation_accuracy" in entry:
-            text += "  validation accuracy %.2f%%" % (
-                100 * entry["validation_accuracy"])
-          text += "  %s ex/s" % format(int(examples_per_sec), ",")
-          log.write(text)
-          metrics = _metrics_from_history(model_spec["model"], step, history)
-          fileio.write_json(os.path.join(train_dir, METRICS_FILENAME), metrics)
-        del last_saved
+        try:
+          while step < total_steps:
+            epoch = step // steps_per_epoch
+            epoch_end = min((epoch + 1) * steps_per_epoch, total_steps)
+            input_pipeline.start_epoch(sess, train_input, epoch,
+                                       step - epoch * steps_per_epoch)
+            epoch_text = "epoch %d/%d" % (epoch + 1, num_epochs)
+            log.restart_window()
+            epoch_start_time, epoch_examples, train_time = time.time(), 0, 0.0
+            window = collections.defaultdict(float)
+            window_steps = 0
+            while step < epoch_end:
+              want_summary = (config.summary_every_steps > 0 and
+                              (step + 1) % config.summary_every_steps == 0)
+              fetches = [train_op, train_input.labels, scalar_tensors]
+              if want_summary:
+                fetches.append(summary_op)
+              t0 = time.time()
+              results = sess.run(fetches)
+              train_time += time.time() - t0
+              step += 1
+              batch = len(results[1])
+              epoch_examples += batch
+              log.add_examples(batch)
+              values = results[2]
+              if not np.isfinite(values[0]):
+                raise errors.ConfigError(
+                    "loss became %s at step %d; the last good checkpoint is %s. "
+                    "Lower --learning_rate." %
+                    (values[0], step, checkpoints.latest_checkpoint(train_dir)
+                     or "none yet"))
+              for name, value in zip(scalar_names, values):
+                window[name] += float(value)
+              window_steps += 1
+              if want_summary:
+                writer.add_summary(results[3], step)
+              if config.log_every_steps > 0 and step % config.log_every_steps == 0:
+                rate = log.examples_per_sec()
+                writer.add_summary(_scalar_summary("examples_per_sec", rate), step)
+                log.write(log.line(step, epoch_text, [
+                    (k, window[k] / window_steps) for k in scalar_names]))
+                window.clear()
+                window_steps = 0
+              if (config.save_every_steps and step % config.save_every_steps == 0
+                  and step < epoch_end):
+                saver.save(sess, prefix, global_step=step)
+            examples_per_sec = epoch_examples / train_time if train_time else 0.0
+            saver.save(sess, prefix, global_step=step)
+            entry = collections.OrderedDict([
+                ("epoch", epoch + 1), ("global_step", step),
+                ("examples_per_sec", examples_per_sec),
+                ("epoch_seconds", time.time() - epoch_start_time)])
+            for name, tower in eval_towers:
+              acc, xent = tower.evaluate(sess)
+              entry[name + "_accuracy"] = acc
+              entry[name + "_loss"] = xent
+              writer.add_summary(_scalar_summary(name + "/accuracy", acc), step)
+              writer.add_summary(_scalar_summary(name + "/loss", xent), step)
+            writer.add_summary(
+                _scalar_summary("examples_per_sec_epoch", examples_per_sec), step)
+            writer.flush()
+            history = [h for h in history if h["epoch"] != epoch + 1] + [entry]
+            text = "%s done: test accuracy %.2f%%  test loss %.4f" % (
+                epoch_text, 100 * entry["test_accuracy"], entry["test_loss"])
+            if "validation_accuracy" in entry:
+              text += "  validation accuracy %.2f%%" % (
+                  100 * entry["validation_accuracy"])
+            text += "  %s ex/s" % format(int(examples_per_sec), ",")
+            log.write(text)
+            metrics = _metrics_from_history(model_spec["model"], step, history)
+            fileio.write_json(os.path.join(train_dir, METRICS_FILENAME), metrics)
+        except KeyboardInterrupt:
+          # Ctrl-C or SIGTERM (the binaries turn it into KeyboardInterrupt):
+          # keep everything trained so far, then stop.
+          step = int(sess.run(global_step))
+          saved = saver.save(sess, prefix, global_step=step)
+          log.write("interrupted at step %d; saved %s (rerun the same "
+                    "command to resume)" % (step, saved))
+          raise
         if metrics is None:
           # Finished earlier but metrics.json was lost: evaluate once.
           entry = collections.OrderedDict([
