@@ -227,18 +227,6 @@ def correct_biases(student_fn, splits, spec):
   return report
 
 
-def tf_graph_check(builder, splits):
-  """Builds a --teacher_graph teacher once in a scratch graph.
-
-  Refuses unsafe or mismatched files before any training output is written.
-  """
-  from distill_v1.compat import tf  # pylint: disable=g-import-not-at-top
-  with tf.Graph().as_default():
-    images = tf.compat.v1.placeholder(
-        tf.float32, [None] + [int(d) for d in splits.image_shape])
-    builder(images)
-
-
 def teacher_models():
   """Each teacher's (model name, checkpoint); names from the specs if unset."""
   # pylint: disable=g-import-not-at-top
@@ -317,8 +305,6 @@ def distill_model():
         input_scale=FLAGS.teacher_input_scale,
         input_layout=FLAGS.teacher_input_layout,
         allow_unsafe_ops=FLAGS.allow_unsafe_teacher_ops)]
-    # Loading checks the file (allow-list, names, shapes) before any work.
-    tf_graph_check(builders[0], splits)
   else:
     scope_of = (lambda i: "teacher") if len(pairs) == 1 else (
         lambda i: "teacher_%d" % i)
