@@ -31,6 +31,33 @@ flags.DEFINE_list("models", ["mlp_teacher", "mlp_student", "cnn_teacher",
                              "cnn_student"], "Models to time.")
 flags.DEFINE_integer("epochs", 3, "Epochs per model (>= 2).")
 flags.DEFINE_string("output_json", None, "Where results go.")
+flags.DEFINE_bool("with_peer", True,
+                  "Also time the Keras 3 peer (benchmarks/keras_peer.py) on "
+                  "the same model, right after ours, in the same run.")
+
+# model -> (family, phase) of benchmarks/keras_peer.py.
+PEER_PHASES = {"mlp_teacher": ("mlp", "teacher"),
+               "mlp_student": ("mlp", "student"),
+               "cnn_teacher": ("cnn", "teacher"),
+               "cnn_student": ("cnn", "student")}
+
+
+def _time_peer(model):
+  family, phase = PEER_PHASES[model]
+  out = tempfile.mktemp(prefix="peer_%s_" % model, suffix=".json")
+  command = [sys.executable, "benchmarks/keras_peer.py",
+             "--family=" + family, "--phase=" + phase,
+             "--epochs=%d" % FLAGS.epochs, "--optimizer=sgd",
+             "--learning_rate=0.05", "--output_json=" + out]
+  print("$ " + " ".join(shlex.quote(c) for c in command), flush=True)
+  subprocess.run(command, cwd=ROOT, check=True, capture_output=True)
+  with open(out) as f:
+    result = json.load(f)["phases"][phase]
+  os.remove(out)
+  return {"examples_per_sec_median": result["examples_per_sec_median"],
+          "examples_per_sec_per_epoch": result["examples_per_sec"],
+          "test_accuracy": result["test_accuracy"],
+          "command": " ".join(command)}
 
 
 def main(argv):
@@ -57,6 +84,15 @@ def main(argv):
     print("%-12s %8s ex/s (epochs: %s)" % (
         model, format(int(metrics["examples_per_sec"]), ","),
         ", ".join(format(int(r), ",") for r in rates)), flush=True)
+    if FLAGS.with_peer and model in PEER_PHASES:
+      peer = _time_peer(model)
+      ours = results["models"][model]
+      ours["peer"] = peer
+      ours["ratio_vs_peer"] = (ours["examples_per_sec_median"] /
+                               peer["examples_per_sec_median"])
+      print("%-12s %8s ex/s Keras 3 peer; ratio %.2fx" % (
+          "", format(int(peer["examples_per_sec_median"]), ","),
+          ours["ratio_vs_peer"]), flush=True)
   if FLAGS.output_json:
     fileio.write_json(FLAGS.output_json, results)
 

@@ -124,6 +124,27 @@ def model_options():
   return {}
 
 
+def model_spec(splits, **extra):
+  """The model_spec.json of a run of --model on `splits` (plus `extra`)."""
+  spec = {
+      "model": FLAGS.model,
+      "model_options": model_options(),
+      "num_classes": int(splits.num_classes),
+      "image_shape": [int(d) for d in splits.image_shape],
+      "class_names": list(splits.class_names),
+      "dataset": FLAGS.dataset,
+  }
+  spec.update(extra)
+  return spec
+
+
+def print_final(metrics):
+  """The last line of a training binary."""
+  print("final test accuracy %.2f%% (step %d); metrics in %s/metrics.json" %
+        (100 * metrics["test_accuracy"], metrics["global_step"],
+         FLAGS.train_dir))
+
+
 def training_config():
   """A `distill_v1.training.loop.TrainConfig` from the flags."""
   from distill_v1.training import loop  # pylint: disable=g-import-not-at-top

@@ -327,17 +327,9 @@ def distill_model():
       temperature=FLAGS.temperature, alpha=FLAGS.alpha,
       scale_soft_loss=FLAGS.scale_soft_loss, feature_terms=terms,
       feature_resize=FLAGS.feature_resize)
-  spec = {
-      "model": FLAGS.model,
-      "model_options": options,
-      "num_classes": int(splits.num_classes),
-      "image_shape": [int(d) for d in splits.image_shape],
-      "class_names": list(splits.class_names),
-      "dataset": FLAGS.dataset,
-      "distilled_from": ["%s:%s" % p for p in pairs],
-      "temperature": FLAGS.temperature,
-      "alpha": FLAGS.alpha,
-  }
+  spec = common_flags.model_spec(
+      splits, distilled_from=["%s:%s" % p for p in pairs],
+      temperature=FLAGS.temperature, alpha=FLAGS.alpha)
   if FLAGS.omit_classes:
     spec["omitted_classes"] = [int(c) for c in FLAGS.omit_classes]
   _dry_build(model_fn, splits, train_extras)
@@ -345,9 +337,7 @@ def distill_model():
                        train_extras=train_extras)
   if FLAGS.bias_correction:
     correct_biases(student_fn, splits, spec)
-  print("final test accuracy %.2f%% (step %d); metrics in %s/metrics.json" %
-        (100 * metrics["test_accuracy"], metrics["global_step"],
-         FLAGS.train_dir))
+  common_flags.print_final(metrics)
   return metrics
 
 

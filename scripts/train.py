@@ -37,20 +37,11 @@ def train_model():
   splits = datasets.load_dataset(FLAGS.dataset, data_dir=FLAGS.data_dir,
                                  validation_size=FLAGS.validation_size,
                                  seed=FLAGS.seed)
-  spec = {
-      "model": FLAGS.model,
-      "model_options": options,
-      "num_classes": int(splits.num_classes),
-      "image_shape": [int(d) for d in splits.image_shape],
-      "class_names": list(splits.class_names),
-      "dataset": FLAGS.dataset,
-  }
+  spec = common_flags.model_spec(splits)
   model_fn = loop.classifier_model_fn(network_fn, splits.num_classes,
                                       scope=FLAGS.model)
   metrics = loop.train(model_fn, splits, config, spec)
-  print("final test accuracy %.2f%% (step %d); metrics in %s/metrics.json" %
-        (100 * metrics["test_accuracy"], metrics["global_step"],
-         FLAGS.train_dir))
+  common_flags.print_final(metrics)
   return metrics
 
 
