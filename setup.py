@@ -32,7 +32,7 @@ setuptools.setup(
     extras_require={
         "cpu": ["tensorflow-cpu" + TF_RANGE],
         "gpu": ["tensorflow" + TF_RANGE],
-        "test": ["pytest"],
+        "test": ["pytest", "matplotlib"],
         "viz": ["tensorboard", "matplotlib"],
     },
     entry_points={
