@@ -25,7 +25,7 @@ def test_unknown_name_lists_known_names():
 def test_unknown_option_is_refused():
   with pytest.raises(errors.ConfigError,
                      match=r"'cnn_student' has no option\(s\) width_multiplier"
-                     r".*options are: \(none\)"):
+                     r".*options are: layer_widths"):
     nets_factory.get_network_fn("cnn_student", width_multiplier=0.5)
   with pytest.raises(errors.ConfigError,
                      match=r"no option\(s\) depth_multiplier; its options "
@@ -35,8 +35,9 @@ def test_unknown_option_is_refused():
 
 def test_network_options():
   assert dict(nets_factory.network_options("mlp_teacher")) == {
-      "dropout_rate": 0.5}
-  assert nets_factory.network_options("mlp_student") == {}
+      "dropout_rate": 0.5, "layer_widths": None}
+  assert dict(nets_factory.network_options("mlp_student")) == {
+      "layer_widths": None}
   assert nets_factory.network_options("mobilenet_v1")["width_multiplier"] == 1.0
 
 

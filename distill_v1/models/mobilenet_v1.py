@@ -13,6 +13,11 @@ Depths are multiplied by `width_multiplier` and rounded as slim does:
 about 4.23M / 2.58M / 1.33M / 0.47M for widths 1.0 / 0.75 / 0.5 / 0.25
 (published: 4.24M / 2.59M / 1.34M / 0.47M).
 
+`layer_widths` ({"conv2d_0": 16, "conv2d_1_pointwise": 24, ...}) sets the
+output channels of the stem and of pointwise convolutions by end point,
+overriding the multiplier for those layers (each depthwise convolution keeps
+the channels of its input); a structurally pruned copy is built that way.
+
 Variables: `<scope>/conv2d_0/kernel`, `<scope>/conv2d_0/batch_norm/gamma`, ...,
 `<scope>/conv2d_1_depthwise/depthwise_kernel`,
 `<scope>/conv2d_1_pointwise/kernel`, ..., `<scope>/logits/{kernel,bias}`.
@@ -24,6 +29,7 @@ import numbers
 
 from distill_v1 import errors
 from distill_v1.compat import tf
+from distill_v1.models import cnn
 from distill_v1.models import layers
 
 Conv = collections.namedtuple("Conv", ["kernel", "stride", "depth"])
@@ -109,7 +115,7 @@ def _conv_bn_relu6(net, depth, conv_def, stride, is_training, decay,
 
 def mobilenet_v1(images, num_classes, is_training=False, scope=None,
                  width_multiplier=1.0, dropout_rate=0.001, min_depth=8,
-                 batch_norm_decay=0.99):
+                 batch_norm_decay=0.99, layer_widths=None):
   """MobileNet v1 classifier.
 
   Args:
@@ -126,6 +132,9 @@ def mobilenet_v1(images, num_classes, is_training=False, scope=None,
     batch_norm_decay: float in [0, 1). Slim uses 0.9997 for ImageNet-length
       training; the default 0.99 lets the moving averages settle within the
       few thousand steps of a Fashion-MNIST run.
+    layer_widths: None or a dict end point -> output channels for some of
+      "conv2d_0" and "conv2d_<i>_pointwise" (i in 1..13); those layers ignore
+      width_multiplier and min_depth.
 
   Returns:
     logits: [batch, num_classes].
@@ -160,12 +169,16 @@ def mobilenet_v1(images, num_classes, is_training=False, scope=None,
     def depth(d):
       return max(int(d * width_multiplier), min_depth)
 
+    widths = cnn.resolve_layer_widths(layer_widths, collections.OrderedDict(
+        ("conv2d_%d" % i if isinstance(conv_def, Conv) else
+         "conv2d_%d_pointwise" % i, depth(conv_def.depth))
+        for i, conv_def in enumerate(CONV_DEFS)), sc.name)
     strides = layer_strides(images.shape[1], images.shape[2])
     net = images
     for i, (conv_def, stride) in enumerate(zip(CONV_DEFS, strides)):
       if isinstance(conv_def, Conv):
         end_point = "conv2d_%d" % i
-        net = _conv_bn_relu6(net, depth(conv_def.depth), conv_def, stride,
+        net = _conv_bn_relu6(net, widths[end_point], conv_def, stride,
                              is_training, batch_norm_decay, depthwise=False,
                              scope=end_point)
         end_points[end_point] = net
@@ -176,7 +189,7 @@ def mobilenet_v1(images, num_classes, is_training=False, scope=None,
                              scope=end_point)
         end_points[end_point] = net
         end_point = "conv2d_%d_pointwise" % i
-        net = _conv_bn_relu6(net, depth(conv_def.depth),
+        net = _conv_bn_relu6(net, widths[end_point],
                              conv_def._replace(kernel=1), 1, is_training,
                              batch_norm_decay, depthwise=False,
                              scope=end_point)

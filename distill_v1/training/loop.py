@@ -40,7 +40,9 @@ METRICS_FILENAME = "metrics.json"
 ModelOutputs = collections.namedtuple("ModelOutputs", [
     "loss",  # float32 scalar: the loss to minimise (without weight decay).
     "logits",  # float32 [batch, num_classes]: the trained model's logits.
-    "scalars",  # OrderedDict name -> float32 scalar, logged and summarised.
+    # OrderedDict name -> float32 scalar, summarised; printed on progress
+    # lines unless named `<group>/<part>` (except `<group>/total`).
+    "scalars",
     "var_list",  # trainable variables the optimizer may change.
     "frozen_vars",  # variables not checkpointed (e.g. a teacher's); or [].
     "init_fn",  # callable(sess) restoring frozen_vars, or None.
@@ -416,7 +418,8 @@ def train(model_fn, splits, config, model_spec, stream=None,
                 rate = log.examples_per_sec()
                 writer.add_summary(_scalar_summary("examples_per_sec", rate), step)
                 log.write(log.line(step, epoch_text, [
-                    (k, window[k] / window_steps) for k in scalar_names]))
+                    (k, window[k] / window_steps) for k in scalar_names
+                    if _printed(k)]))
                 window.clear()
                 window_steps = 0
               if (config.save_every_steps and step % config.save_every_steps == 0
@@ -467,6 +470,15 @@ def train(model_fn, splits, config, model_spec, stream=None,
     finally:
       writer.close()
   return metrics
+
+
+def _printed(scalar_name):
+  """Progress lines show `loss`, `sparsity/total`, not `sparsity/conv1`.
+
+  Scalars named `<group>/<part>` (per-layer figures) go to TensorBoard only,
+  so a deep network does not make the progress line unreadable.
+  """
+  return "/" not in scalar_name or scalar_name.endswith("/total")
 
 
 def _read_metrics(train_dir):

@@ -1,0 +1,377 @@
+r"""Prunes a trained model and fine-tunes it: magnitude and/or structured.
+
+Usage:
+  # Gradual magnitude pruning to 80% sparsity while fine-tuning 2 epochs:
+  distill-v1-prune --checkpoint=/tmp/cnn_student --train_dir=/tmp/cnn_p80 \
+      --target_sparsity=0.8 --epochs=2 --learning_rate=0.05
+
+  # The same schedule in tf.contrib.model_pruning's hparams format:
+  distill-v1-prune --checkpoint=/tmp/cnn_student --train_dir=/tmp/cnn_p80 \
+      --pruning_hparams=begin_pruning_step=0,end_pruning_step=600,\
+pruning_frequency=10,target_sparsity=0.8,sparsity_function_end_step=600
+
+  # Remove half the filters (L1 norm), fine-tune distilling from the original:
+  distill-v1-prune --checkpoint=/tmp/cnn_student --train_dir=/tmp/cnn_s50 \
+      --structured_fraction=0.5 --distill_from_original --epochs=3
+
+The architecture (model and options) comes from --checkpoint's
+model_spec.json; the network is initialised from --checkpoint on the first
+run (a rerun with the same --train_dir resumes its own fine-tuned weights and
+masks). Magnitude pruning follows Zhu & Gupta's cubic schedule from
+--initial_sparsity at --begin_step to --target_sparsity at --end_step, masks
+updated every --pruning_frequency steps (steps count from the start of this
+fine-tuning run). Structured pruning first writes a physically narrower copy
+to <train_dir>/structured_init/ and fine-tunes that.
+
+At the end the masks are folded into the kernels in <train_dir>/stripped/
+(a plain checkpoint any binary restores), per-layer sparsity and accuracy
+before and after are printed, and <train_dir>/prune_report.json is written.
+Measure latency with distill-v1-evaluate --checkpoint=<train_dir>/stripped.
+"""
+
+from absl import app
+from absl import flags
+
+if __package__:
+  from . import common_flags  # pylint: disable=g-import-not-at-top
+else:
+  import common_flags  # pylint: disable=g-import-not-at-top
+
+FLAGS = flags.FLAGS
+
+common_flags.define_training_flags(default_model=None,
+                                   default_learning_rate=0.05)
+flags.DEFINE_string(
+    "checkpoint", None,
+    "The trained model to prune: a checkpoint prefix or a training directory "
+    "(its latest checkpoint) with model_spec.json beside it.")
+flags.DEFINE_float(
+    "target_sparsity", None,
+    "Magnitude pruning: fraction of each kernel's weights set to zero at the "
+    "end of the schedule, in [0, 1). Unset or 0 with --structured_fraction: "
+    "structured pruning only.")
+flags.DEFINE_float("initial_sparsity", 0.0,
+                   "Sparsity at --begin_step, in [0, 1).")
+flags.DEFINE_integer("begin_step", 0,
+                     "Step of this run at which masks start to change.",
+                     lower_bound=0)
+flags.DEFINE_integer(
+    "end_step", None,
+    "Step at which the schedule reaches --target_sparsity and masks stop "
+    "changing. Default: two thirds of the run, rounded to a multiple of "
+    "--pruning_frequency, leaving the last third to recover.")
+flags.DEFINE_integer("pruning_frequency", 10,
+                     "Steps between two mask updates.", lower_bound=1)
+flags.DEFINE_float(
+    "sparsity_exponent", 3.0,
+    "Exponent of the schedule: 3 = Zhu & Gupta's cubic, 1 = linear.")
+flags.DEFINE_string(
+    "pruning_hparams", None,
+    "tf.contrib.model_pruning's hparams string, accepted as is (e.g. "
+    "begin_pruning_step=0,end_pruning_step=1000,pruning_frequency=10,"
+    "target_sparsity=0.9,sparsity_function_end_step=1000); keys keep "
+    "contrib's meaning and defaults, unsupported values are refused by name "
+    "(docs/pruning.md). Replaces --target_sparsity, --initial_sparsity, "
+    "--begin_step, --end_step, --pruning_frequency, --sparsity_exponent.")
+flags.DEFINE_integer(
+    "min_kernel_size", 0,
+    "Kernels with fewer weights are not magnitude-pruned (e.g. 1000 keeps "
+    "MobileNet's small depthwise kernels dense).", lower_bound=0)
+flags.DEFINE_float(
+    "structured_fraction", 0.0,
+    "Structured pruning: fraction of the filters / units / channels removed "
+    "from every layer but the logits, lowest L1 norm first, in [0, 1).")
+flags.DEFINE_bool(
+    "distill_from_original", False,
+    "Fine-tune by distillation with the unpruned --checkpoint as teacher "
+    "(--temperature, --alpha) instead of the labels alone.")
+flags.DEFINE_float("temperature", 4.0,
+                   "With --distill_from_original: softmax temperature T > 0.")
+flags.DEFINE_float(
+    "alpha", 0.1,
+    "With --distill_from_original: weight of the hard-label loss in [0, 1].")
+
+flags.mark_flag_as_required("checkpoint")
+flags.register_validator(
+    "target_sparsity", lambda v: v is None or 0.0 <= v < 1.0,
+    message="--target_sparsity must be in [0, 1)")
+flags.register_validator("initial_sparsity", lambda v: 0.0 <= v < 1.0,
+                         message="--initial_sparsity must be in [0, 1)")
+flags.register_validator("structured_fraction", lambda v: 0.0 <= v < 1.0,
+                         message="--structured_fraction must be in [0, 1)")
+flags.register_validator("sparsity_exponent", lambda v: v > 0,
+                         message="--sparsity_exponent must be > 0")
+flags.register_validator("temperature", lambda t: t > 0,
+                         message="--temperature must be > 0")
+flags.register_validator("alpha", lambda a: 0.0 <= a <= 1.0,
+                         message="--alpha must be in [0, 1]")
+
+# Flags --pruning_hparams replaces.
+_SCHEDULE_FLAGS = ("target_sparsity", "initial_sparsity", "begin_step",
+                   "end_step", "pruning_frequency", "sparsity_exponent")
+
+
+def source_model(prefix):
+  """(model name, options, spec) of the checkpoint to prune."""
+  # pylint: disable=g-import-not-at-top
+  from distill_v1 import checkpoints
+  from distill_v1 import errors
+  # pylint: enable=g-import-not-at-top
+  try:
+    spec = checkpoints.read_model_spec(prefix)
+  except errors.CheckpointError as e:
+    raise errors.ConfigError(
+        "--checkpoint=%s: %s; pruning rebuilds the network from it" %
+        (FLAGS.checkpoint, e)) from None
+  if FLAGS.model and FLAGS.model != spec["model"]:
+    raise errors.ConfigError(
+        "--model=%s, but --checkpoint=%s holds %s (drop --model)" %
+        (FLAGS.model, FLAGS.checkpoint, spec["model"]))
+  if FLAGS["width_multiplier"].present:
+    raise errors.ConfigError(
+        "--width_multiplier: the architecture comes from --checkpoint's "
+        "model_spec.json (%s)" % (spec["model_options"],))
+  return spec["model"], dict(spec["model_options"] or {}), spec
+
+
+def magnitude_hparams(scope, total_steps):
+  """PruningHParams from the flags, or None without magnitude pruning."""
+  # pylint: disable=g-import-not-at-top
+  from distill_v1 import errors
+  from distill_v1.compression import pruning
+  # pylint: enable=g-import-not-at-top
+  if FLAGS.pruning_hparams is not None:
+    given = ["--" + f for f in _SCHEDULE_FLAGS if FLAGS[f].present]
+    if given:
+      raise errors.ConfigError(
+          "--pruning_hparams replaces %s: give one or the other" %
+          ", ".join(given))
+    return pruning.parse_pruning_hparams(
+        FLAGS.pruning_hparams,
+        pruning.PruningHParams(scope=scope,
+                               min_kernel_size=FLAGS.min_kernel_size),
+        source="--pruning_hparams")
+  if not FLAGS.target_sparsity:
+    return None
+  end_step = FLAGS.end_step
+  if end_step is None:
+    frequency = FLAGS.pruning_frequency
+    span = max(int(round((2.0 * total_steps / 3.0 - FLAGS.begin_step) /
+                         frequency)), 1) * frequency
+    end_step = FLAGS.begin_step + span
+  elif end_step <= FLAGS.begin_step:
+    raise errors.ConfigError("--end_step=%d must be > --begin_step=%d" %
+                             (end_step, FLAGS.begin_step))
+  return pruning.gradual_pruning_hparams(
+      target_sparsity=FLAGS.target_sparsity, begin_step=FLAGS.begin_step,
+      end_step=end_step, frequency=FLAGS.pruning_frequency,
+      initial_sparsity=FLAGS.initial_sparsity,
+      exponent=FLAGS.sparsity_exponent, scope=scope,
+      min_kernel_size=FLAGS.min_kernel_size)
+
+
+def measure(prefix, model, options, splits):
+  """Test accuracy, trainable parameters and FLOPs of a plain checkpoint."""
+  # pylint: disable=g-import-not-at-top
+  from distill_v1.compat import tf
+  from distill_v1.evaluation import accuracy
+  from distill_v1.evaluation import model_stats
+  from distill_v1.models import nets_factory
+  # pylint: enable=g-import-not-at-top
+  network_fn = nets_factory.get_network_fn(model, **options)
+  with tf.Graph().as_default() as graph:
+    images = tf.compat.v1.placeholder(
+        tf.float32, [None] + list(splits.image_shape), name="images")
+    logits, _ = network_fn(images, splits.num_classes, is_training=False,
+                           scope=model)
+    params = model_stats.trainable_params(model)
+    with tf.compat.v1.Session(graph=graph) as sess:
+      model_stats.restore_variables(sess, prefix,
+                                    model_stats.scope_variables(model),
+                                    model_name=model)
+      test_accuracy, _, _ = accuracy.evaluate_arrays(
+          sess, images, logits, splits.test_images, splits.test_labels,
+          FLAGS.eval_batch_size)
+  return {
+      "checkpoint": prefix,
+      "test_accuracy": test_accuracy,
+      "params": params,
+      "flops_per_example": model_stats.flops_per_example(
+          network_fn, splits.image_shape, splits.num_classes),
+  }
+
+
+def _line(label, m):
+  return "%-26s test accuracy %6.2f%%  params %s  FLOPs %s" % (
+      label, 100 * m["test_accuracy"], format(m["params"], ","),
+      format(m["flops_per_example"], ","))
+
+
+def prune_model():
+  """Prunes --checkpoint into --train_dir; returns the report dict."""
+  # pylint: disable=g-import-not-at-top
+  import collections
+  import functools
+  import math
+  import os
+  from distill_v1 import checkpoints
+  from distill_v1 import errors
+  from distill_v1 import fileio
+  from distill_v1.compression import pruning
+  from distill_v1.compression import structured
+  from distill_v1.data import datasets
+  from distill_v1.models import nets_factory
+  from distill_v1.teachers import checkpoint_teacher
+  from distill_v1.training import distillation
+  from distill_v1.training import loop
+  # pylint: enable=g-import-not-at-top
+  config = common_flags.training_config()
+  loop.validate_config(config)
+  source = checkpoints.resolve_checkpoint(FLAGS.checkpoint)
+  model, options, source_spec = source_model(source)
+  masked = pruning.checkpoint_masks(source)
+  if masked:
+    raise errors.ConfigError(
+        "--checkpoint=%s holds pruning masks (%s): point it at the stripped/ "
+        "folder of that run" % (FLAGS.checkpoint, ", ".join(masked)))
+  splits = datasets.load_dataset(FLAGS.dataset, data_dir=FLAGS.data_dir,
+                                 validation_size=FLAGS.validation_size,
+                                 seed=FLAGS.seed)
+  image_shape = [int(d) for d in splits.image_shape]
+  if (source_spec["num_classes"] != splits.num_classes or
+      list(source_spec["image_shape"]) != image_shape):
+    raise errors.ConfigError(
+        "--checkpoint=%s was trained on %d classes of %s images, --dataset=%s "
+        "has %d classes of %s" %
+        (FLAGS.checkpoint, source_spec["num_classes"],
+         source_spec["image_shape"], FLAGS.dataset, splits.num_classes,
+         image_shape))
+  steps_per_epoch = -(-len(splits.train_labels) // config.batch_size)
+  total_steps = max(int(round(config.epochs * steps_per_epoch)), 1)
+  if config.max_steps:
+    total_steps = min(total_steps, config.max_steps)
+  hparams = magnitude_hparams(model, total_steps)
+  if hparams is None and not FLAGS.structured_fraction:
+    raise errors.ConfigError(
+        "nothing to prune: give --target_sparsity > 0, --pruning_hparams or "
+        "--structured_fraction > 0")
+
+  fresh = checkpoints.latest_checkpoint(FLAGS.train_dir) is None
+  report = collections.OrderedDict([("model", model), ("source", source)])
+  report["before"] = measure(source, model, options, splits)
+  print(_line("source (%s)" % model, report["before"]))
+
+  init_prefix, new_options = source, options
+  if FLAGS.structured_fraction:
+    plan = structured.plan_structured_pruning(
+        source, model, options, FLAGS.structured_fraction,
+        image_shape=image_shape, num_classes=splits.num_classes)
+    new_options = plan.new_model_options
+    init_dir = os.path.join(FLAGS.train_dir, "structured_init")
+    if fresh:
+      init_prefix = structured.apply_structured_pruning(
+          plan, init_dir).checkpoint
+      report["structured"] = measure(init_prefix, model, new_options, splits)
+      report["structured"]["channels"] = collections.OrderedDict(
+          (g.name, [g.channels, int(len(g.keep))]) for g in plan.groups)
+      print(_line("structured %g%% (no tuning)" %
+                  (100 * FLAGS.structured_fraction), report["structured"]))
+      print("  channels: " + ", ".join(
+          "%s %d->%d" % (k, v[0], v[1])
+          for k, v in report["structured"]["channels"].items()))
+
+  student_fn = nets_factory.get_network_fn(model, **new_options)
+  if FLAGS.distill_from_original:
+    teacher = functools.partial(
+        checkpoint_teacher.build_checkpoint_teacher, model=model,
+        checkpoint=source, num_classes=splits.num_classes,
+        model_options=options, scope="teacher")
+    model_fn = distillation.distillation_model_fn(
+        student_fn, splits.num_classes, model, [teacher],
+        temperature=FLAGS.temperature, alpha=FLAGS.alpha)
+  else:
+    model_fn = loop.classifier_model_fn(student_fn, splits.num_classes,
+                                        scope=model)
+  if hparams is not None:
+    model_fn = pruning.wrap_model_fn(model_fn, hparams)
+  if fresh:
+    model_fn = pruning.init_from_checkpoint(model_fn, init_prefix, model)
+  spec = {
+      "model": model,
+      "model_options": new_options,
+      "num_classes": int(splits.num_classes),
+      "image_shape": image_shape,
+      "class_names": list(splits.class_names),
+      "dataset": FLAGS.dataset,
+      "pruned_from": source,
+      "pruning_hparams": (pruning.hparams_dict(hparams)
+                          if hparams is not None else None),
+      "structured_fraction": FLAGS.structured_fraction,
+  }
+  if FLAGS.distill_from_original:
+    spec.update(distilled_from=["%s:%s" % (model, source)],
+                temperature=FLAGS.temperature, alpha=FLAGS.alpha)
+  if hparams is not None:
+    print("magnitude pruning: sparsity %.2f -> %.2f over steps %d-%d (curve "
+          "%d-%d, exponent %g), masks every %d steps, scope %s" %
+          (hparams.initial_sparsity, hparams.target_sparsity,
+           hparams.begin_step, hparams.end_step,
+           hparams.sparsity_function_begin_step,
+           hparams.sparsity_function_end_step,
+           hparams.sparsity_function_exponent, hparams.frequency,
+           hparams.scope))
+  metrics = loop.train(model_fn, splits, config, spec)
+
+  stripped = pruning.strip_masks(FLAGS.train_dir,
+                                 os.path.join(FLAGS.train_dir, "stripped"),
+                                 scope=model)
+  report["after"] = measure(stripped.checkpoint, model, new_options, splits)
+  report["after"]["nonzero_weights"] = stripped.nonzero_weights
+  report["after"]["masked_weights"] = stripped.total_weights
+  report["after"]["sparsity"] = stripped.total_sparsity
+  report["sparsity"] = collections.OrderedDict(
+      (k, v) for k, v in stripped.sparsity.items())
+  report["global_step"] = metrics["global_step"]
+  report["flags"] = {
+      "structured_fraction": FLAGS.structured_fraction,
+      "pruning_hparams": spec["pruning_hparams"],
+      "distill_from_original": FLAGS.distill_from_original,
+  }
+  fileio.write_json(os.path.join(FLAGS.train_dir, "prune_report.json"), report)
+
+  if stripped.sparsity:
+    print("%-40s %10s %10s %9s" % ("kernel", "weights", "non-zero",
+                                   "sparsity"))
+    reader_shapes = pruning.checkpoint_shapes(stripped.checkpoint)
+    for name, fraction in stripped.sparsity.items():
+      size = int(math.prod(reader_shapes[name]))
+      print("%-40s %10s %10s %8.2f%%" % (
+          name, format(size, ","), format(int(round(size * (1 - fraction))),
+                                          ","), 100 * fraction))
+    print("%-40s %10s %10s %8.2f%%" % (
+        "total", format(stripped.total_weights, ","),
+        format(stripped.nonzero_weights, ","), 100 * stripped.total_sparsity))
+  print(_line("pruned + fine-tuned", report["after"]))
+  print("test accuracy %.2f%% -> %.2f%% (%+.2f points); stripped checkpoint "
+        "%s; report in %s" % (
+            100 * report["before"]["test_accuracy"],
+            100 * report["after"]["test_accuracy"],
+            100 * (report["after"]["test_accuracy"] -
+                   report["before"]["test_accuracy"]),
+            stripped.checkpoint,
+            os.path.join(FLAGS.train_dir, "prune_report.json")))
+  return report
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError("unexpected arguments: %s" % " ".join(argv[1:]))
+  common_flags.run_guarded("prune", prune_model)
+
+
+def run():
+  app.run(main)
+
+
+if __name__ == "__main__":
+  run()
