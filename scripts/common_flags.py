@@ -117,6 +117,156 @@ def define_training_flags(default_model=None, default_learning_rate=0.1):
                            message="--learning_rate must be > 0")
 
 
+# Schedule flags of gradual magnitude pruning, named `<prefix><key>`: the
+# prune binary uses no prefix, train and distill use `prune_`.
+PRUNING_SCHEDULE_KEYS = ("target_sparsity", "initial_sparsity", "begin_step",
+                         "end_step", "frequency", "sparsity_exponent")
+
+
+def _pruning_flag(prefix, key):
+  if key == "frequency" and not prefix:
+    return "pruning_frequency"
+  return prefix + key
+
+
+def define_pruning_flags(prefix="prune_"):
+  """Flags of gradual magnitude pruning (Zhu & Gupta 2017) and contrib's string.
+
+  Args:
+    prefix: "prune_" on the training binaries (`--prune_target_sparsity`),
+      "" on the prune binary (`--target_sparsity`).
+  """
+  name = lambda key: _pruning_flag(prefix, key)
+  flags.DEFINE_float(
+      name("target_sparsity"), None,
+      "Magnitude pruning: fraction of each kernel's weights set to zero at "
+      "the end of the schedule, in [0, 1). Unset: no magnitude pruning.")
+  flags.DEFINE_float(name("initial_sparsity"), 0.0,
+                     "Sparsity at the schedule's begin step, in [0, 1).")
+  flags.DEFINE_integer(name("begin_step"), 0,
+                       "Step at which pruning masks start to change.",
+                       lower_bound=0)
+  flags.DEFINE_integer(
+      name("end_step"), None,
+      "Step at which the schedule reaches the target sparsity and masks stop "
+      "changing. Default: two thirds of the run, rounded to a multiple of "
+      "the frequency, leaving the last third to recover.")
+  flags.DEFINE_integer(name("frequency"), 10,
+                       "Steps between two mask updates.", lower_bound=1)
+  flags.DEFINE_float(
+      name("sparsity_exponent"), 3.0,
+      "Exponent of the sparsity schedule: 3 = Zhu & Gupta's cubic, "
+      "1 = linear.")
+  flags.DEFINE_integer(
+      name("min_kernel_size"), 0,
+      "Kernels with fewer weights are not magnitude-pruned (e.g. 1000 keeps "
+      "MobileNet's small depthwise kernels dense).", lower_bound=0)
+  flags.DEFINE_string(
+      "pruning_hparams", None,
+      "tf.contrib.model_pruning's hparams string, accepted as is (e.g. "
+      "begin_pruning_step=0,end_pruning_step=1000,pruning_frequency=10,"
+      "target_sparsity=0.9,sparsity_function_end_step=1000); keys keep "
+      "contrib's meaning and defaults, unsupported values are refused by "
+      "name (docs/pruning.md). Replaces the --%s* schedule flags." %
+      (prefix or ""))
+  flags.register_validator(
+      name("target_sparsity"), lambda v: v is None or 0.0 <= v < 1.0,
+      message="--%s must be in [0, 1)" % name("target_sparsity"))
+  flags.register_validator(
+      name("initial_sparsity"), lambda v: 0.0 <= v < 1.0,
+      message="--%s must be in [0, 1)" % name("initial_sparsity"))
+  flags.register_validator(
+      name("sparsity_exponent"), lambda v: v > 0,
+      message="--%s must be > 0" % name("sparsity_exponent"))
+
+
+def magnitude_pruning_hparams(scope, total_steps, prefix="prune_"):
+  """PruningHParams from the pruning flags, or None when pruning is off.
+
+  Args:
+    scope: variable scope of the pruned network (its kernels only).
+    total_steps: steps of the whole run (for the default end step).
+    prefix: as given to `define_pruning_flags`.
+
+  Raises:
+    ConfigError: contrib's string together with schedule flags, or an end
+      step not after the begin step.
+  """
+  # pylint: disable=g-import-not-at-top
+  from distill_v1.compression import pruning
+  # pylint: enable=g-import-not-at-top
+  name = lambda key: _pruning_flag(prefix, key)
+  value = lambda key: getattr(FLAGS, name(key))
+  min_kernel_size = value("min_kernel_size")
+  if FLAGS.pruning_hparams is not None:
+    given = ["--" + name(k) for k in PRUNING_SCHEDULE_KEYS
+             if FLAGS[name(k)].present]
+    if given:
+      raise errors.ConfigError(
+          "--pruning_hparams replaces %s: give one or the other" %
+          ", ".join(given))
+    return pruning.parse_pruning_hparams(
+        FLAGS.pruning_hparams,
+        pruning.PruningHParams(scope=scope, min_kernel_size=min_kernel_size),
+        source="--pruning_hparams")
+  if not value("target_sparsity"):
+    return None
+  begin, end, frequency = (value("begin_step"), value("end_step"),
+                           value("frequency"))
+  if end is None:
+    span = max(int(round((2.0 * total_steps / 3.0 - begin) / frequency)),
+               1) * frequency
+    end = begin + span
+  elif end <= begin:
+    raise errors.ConfigError("--%s=%d must be > --%s=%d" %
+                             (name("end_step"), end, name("begin_step"),
+                              begin))
+  return pruning.gradual_pruning_hparams(
+      target_sparsity=value("target_sparsity"), begin_step=begin,
+      end_step=end, frequency=frequency,
+      initial_sparsity=value("initial_sparsity"),
+      exponent=value("sparsity_exponent"), scope=scope,
+      min_kernel_size=min_kernel_size)
+
+
+def steps_of_run(num_examples):
+  """Training steps of --epochs over `num_examples` in --batch_size batches."""
+  steps_per_epoch = -(-num_examples // FLAGS.batch_size)
+  return max(int(round(FLAGS.epochs * steps_per_epoch)), 1)
+
+
+def with_pruning(model_fn, splits):
+  """Wraps model_fn with masks when --prune_* asks for it.
+
+  Returns:
+    (model_fn, PruningHParams or None).
+  """
+  hparams = magnitude_pruning_hparams(
+      FLAGS.model, steps_of_run(len(splits.train_labels)))
+  if hparams is None:
+    return model_fn, None
+  from distill_v1.compression import pruning  # pylint: disable=g-import-not-at-top
+  return pruning.wrap_model_fn(model_fn, hparams), hparams
+
+
+def strip_pruning_masks(hparams):
+  """After a pruned run: writes <train_dir>/stripped (kernel * mask, no masks)."""
+  if hparams is None:
+    return None
+  # pylint: disable=g-import-not-at-top
+  import os
+  from distill_v1.compression import pruning
+  # pylint: enable=g-import-not-at-top
+  result = pruning.strip_masks(FLAGS.train_dir,
+                               os.path.join(FLAGS.train_dir, "stripped"),
+                               scope=FLAGS.model)
+  print("pruned: %.1f%% of the masked weights are zero (%s of %s kept); "
+        "plain checkpoint without masks: %s" % (
+            100 * result.total_sparsity, format(result.nonzero_weights, ","),
+            format(result.total_weights, ","), result.checkpoint))
+  return result
+
+
 def model_options():
   """Options forwarded to `nets_factory.get_network_fn` for --model."""
   if FLAGS.model == "mobilenet_v1":

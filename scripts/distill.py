@@ -26,6 +26,7 @@ else:
 FLAGS = flags.FLAGS
 
 common_flags.define_training_flags(default_model="cnn_student")
+common_flags.define_pruning_flags(prefix="prune_")
 flags.DEFINE_list(
     "teacher_checkpoint", [],
     "Teacher checkpoint(s): a prefix or a training directory (its latest "
@@ -332,9 +333,11 @@ def distill_model():
       temperature=FLAGS.temperature, alpha=FLAGS.alpha)
   if FLAGS.omit_classes:
     spec["omitted_classes"] = [int(c) for c in FLAGS.omit_classes]
+  model_fn, pruning_hparams = common_flags.with_pruning(model_fn, splits)
   _dry_build(model_fn, splits, train_extras)
   metrics = loop.train(model_fn, splits, config, spec,
                        train_extras=train_extras)
+  common_flags.strip_pruning_masks(pruning_hparams)
   if FLAGS.bias_correction:
     correct_biases(student_fn, splits, spec)
   common_flags.print_final(metrics)

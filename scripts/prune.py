@@ -45,38 +45,7 @@ flags.DEFINE_string(
     "checkpoint", None,
     "The trained model to prune: a checkpoint prefix or a training directory "
     "(its latest checkpoint) with model_spec.json beside it.")
-flags.DEFINE_float(
-    "target_sparsity", None,
-    "Magnitude pruning: fraction of each kernel's weights set to zero at the "
-    "end of the schedule, in [0, 1). Unset or 0 with --structured_fraction: "
-    "structured pruning only.")
-flags.DEFINE_float("initial_sparsity", 0.0,
-                   "Sparsity at --begin_step, in [0, 1).")
-flags.DEFINE_integer("begin_step", 0,
-                     "Step of this run at which masks start to change.",
-                     lower_bound=0)
-flags.DEFINE_integer(
-    "end_step", None,
-    "Step at which the schedule reaches --target_sparsity and masks stop "
-    "changing. Default: two thirds of the run, rounded to a multiple of "
-    "--pruning_frequency, leaving the last third to recover.")
-flags.DEFINE_integer("pruning_frequency", 10,
-                     "Steps between two mask updates.", lower_bound=1)
-flags.DEFINE_float(
-    "sparsity_exponent", 3.0,
-    "Exponent of the schedule: 3 = Zhu & Gupta's cubic, 1 = linear.")
-flags.DEFINE_string(
-    "pruning_hparams", None,
-    "tf.contrib.model_pruning's hparams string, accepted as is (e.g. "
-    "begin_pruning_step=0,end_pruning_step=1000,pruning_frequency=10,"
-    "target_sparsity=0.9,sparsity_function_end_step=1000); keys keep "
-    "contrib's meaning and defaults, unsupported values are refused by name "
-    "(docs/pruning.md). Replaces --target_sparsity, --initial_sparsity, "
-    "--begin_step, --end_step, --pruning_frequency, --sparsity_exponent.")
-flags.DEFINE_integer(
-    "min_kernel_size", 0,
-    "Kernels with fewer weights are not magnitude-pruned (e.g. 1000 keeps "
-    "MobileNet's small depthwise kernels dense).", lower_bound=0)
+common_flags.define_pruning_flags(prefix="")
 flags.DEFINE_float(
     "structured_fraction", 0.0,
     "Structured pruning: fraction of the filters / units / channels removed "
@@ -92,24 +61,12 @@ flags.DEFINE_float(
     "With --distill_from_original: weight of the hard-label loss in [0, 1].")
 
 flags.mark_flag_as_required("checkpoint")
-flags.register_validator(
-    "target_sparsity", lambda v: v is None or 0.0 <= v < 1.0,
-    message="--target_sparsity must be in [0, 1)")
-flags.register_validator("initial_sparsity", lambda v: 0.0 <= v < 1.0,
-                         message="--initial_sparsity must be in [0, 1)")
 flags.register_validator("structured_fraction", lambda v: 0.0 <= v < 1.0,
                          message="--structured_fraction must be in [0, 1)")
-flags.register_validator("sparsity_exponent", lambda v: v > 0,
-                         message="--sparsity_exponent must be > 0")
 flags.register_validator("temperature", lambda t: t > 0,
                          message="--temperature must be > 0")
 flags.register_validator("alpha", lambda a: 0.0 <= a <= 1.0,
                          message="--alpha must be in [0, 1]")
-
-# Flags --pruning_hparams replaces.
-_SCHEDULE_FLAGS = ("target_sparsity", "initial_sparsity", "begin_step",
-                   "end_step", "pruning_frequency", "sparsity_exponent")
-
 
 def source_model(prefix):
   """(model name, options, spec) of the checkpoint to prune."""
@@ -132,42 +89,6 @@ def source_model(prefix):
         "--width_multiplier: the architecture comes from --checkpoint's "
         "model_spec.json (%s)" % (spec["model_options"],))
   return spec["model"], dict(spec["model_options"] or {}), spec
-
-
-def magnitude_hparams(scope, total_steps):
-  """PruningHParams from the flags, or None without magnitude pruning."""
-  # pylint: disable=g-import-not-at-top
-  from distill_v1 import errors
-  from distill_v1.compression import pruning
-  # pylint: enable=g-import-not-at-top
-  if FLAGS.pruning_hparams is not None:
-    given = ["--" + f for f in _SCHEDULE_FLAGS if FLAGS[f].present]
-    if given:
-      raise errors.ConfigError(
-          "--pruning_hparams replaces %s: give one or the other" %
-          ", ".join(given))
-    return pruning.parse_pruning_hparams(
-        FLAGS.pruning_hparams,
-        pruning.PruningHParams(scope=scope,
-                               min_kernel_size=FLAGS.min_kernel_size),
-        source="--pruning_hparams")
-  if not FLAGS.target_sparsity:
-    return None
-  end_step = FLAGS.end_step
-  if end_step is None:
-    frequency = FLAGS.pruning_frequency
-    span = max(int(round((2.0 * total_steps / 3.0 - FLAGS.begin_step) /
-                         frequency)), 1) * frequency
-    end_step = FLAGS.begin_step + span
-  elif end_step <= FLAGS.begin_step:
-    raise errors.ConfigError("--end_step=%d must be > --begin_step=%d" %
-                             (end_step, FLAGS.begin_step))
-  return pruning.gradual_pruning_hparams(
-      target_sparsity=FLAGS.target_sparsity, begin_step=FLAGS.begin_step,
-      end_step=end_step, frequency=FLAGS.pruning_frequency,
-      initial_sparsity=FLAGS.initial_sparsity,
-      exponent=FLAGS.sparsity_exponent, scope=scope,
-      min_kernel_size=FLAGS.min_kernel_size)
 
 
 def measure(prefix, model, options, splits):
@@ -250,7 +171,8 @@ def prune_model():
   total_steps = max(int(round(config.epochs * steps_per_epoch)), 1)
   if config.max_steps:
     total_steps = min(total_steps, config.max_steps)
-  hparams = magnitude_hparams(model, total_steps)
+  hparams = common_flags.magnitude_pruning_hparams(model, total_steps,
+                                                   prefix="")
   if hparams is None and not FLAGS.structured_fraction:
     raise errors.ConfigError(
         "nothing to prune: give --target_sparsity > 0, --pruning_hparams or "

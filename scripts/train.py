@@ -21,6 +21,7 @@ else:
 FLAGS = flags.FLAGS
 
 common_flags.define_training_flags(default_model="cnn_student")
+common_flags.define_pruning_flags(prefix="prune_")
 
 
 def train_model():
@@ -40,7 +41,9 @@ def train_model():
   spec = common_flags.model_spec(splits)
   model_fn = loop.classifier_model_fn(network_fn, splits.num_classes,
                                       scope=FLAGS.model)
+  model_fn, pruning_hparams = common_flags.with_pruning(model_fn, splits)
   metrics = loop.train(model_fn, splits, config, spec)
+  common_flags.strip_pruning_masks(pruning_hparams)
   common_flags.print_final(metrics)
   return metrics
 
