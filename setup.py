@@ -15,7 +15,8 @@ with open("distill_v1/__init__.py", encoding="utf-8") as f:
   VERSION = re.search(r'__version__ = "([^"]+)"', f.read()).group(1)
 
 TF_RANGE = ">=2.16,<2.22"
-BINARIES = ("train", "distill", "evaluate", "prune", "export", "predict")
+BINARIES = ("train", "distill", "evaluate", "prune", "export", "predict",
+            "compress")
 
 setuptools.setup(
     name="distill_v1",

@@ -26,7 +26,7 @@ def test_finish_rows_computes_deltas_against_the_first_row():
 
 def test_markdown_table_formats_people_units():
   text = report.markdown_table(report.finish_rows(_rows()))
-  assert "| int8 | cnn_student | 20,490 | 1.23 M | `model_int8.tflite` | " \
+  assert "| int8 | cnn_student | 20,490 | 1.23 M | `/x/model_int8.tflite` | " \
          "25.6 KB | 88.50% | -4.41 pt | 0.020 ms | 40.0x |" in text
   assert "12.50 MB" in text
 

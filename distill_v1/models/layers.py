@@ -21,10 +21,18 @@ masks in any new graph and session:
     `[graph_seed ^ crc32(variable scope name), global_step]`, a new mask for
     every training step, the same mask when a step is repeated.
 
+Activations reach a caller's transform the same way, through a context in
+the style of TF-Slim's arg_scope (`output_transform`): while it is active,
+every dense / convolution layer passes its input, and every layer with an
+activation its activated output, through `fn(tensor, name)`. Fake
+quantization of activations enters the networks that way, without this
+module knowing about it.
+
 Bad shapes and arguments raise `errors.ConfigError` naming the tensor, the
 scope, the value and what was expected.
 """
 
+import contextlib
 import math
 import zlib
 
@@ -37,6 +45,50 @@ KERNEL_NAMES = ("kernel", "depthwise_kernel", "pointwise_kernel")
 
 _PADDINGS = ("SAME", "VALID")
 _INT63_MASK = 0x7fffffffffffffff
+
+# The active `output_transform` functions, innermost last.
+_TRANSFORMS = []
+
+
+@contextlib.contextmanager
+def output_transform(fn):
+  """Passes the layers' inputs and activated outputs through `fn`.
+
+  While the context is active (the innermost one wins; `fn=None` turns the
+  transform off inside):
+    * `dense`, `conv2d`, `depthwise_conv2d` and `separable_conv2d` call
+      `fn(inputs, "input")` on their input before using it;
+    * every layer given an `activation` (those four and `batch_norm`) calls
+      `fn(outputs, "output")` on the activated output and returns the result.
+  Layers without an activation (a convolution followed by batch norm, the
+  logits) return their output untouched: it is the next layer's input, or
+  the caller's to transform.
+
+  `fn` runs inside the layer's variable scope (so variables it creates are
+  named `<layer scope>/...`) and must return a tensor of the same shape and
+  dtype; it may return its argument unchanged (e.g. when it has already
+  transformed the tensor an input comes from).
+
+  Args:
+    fn: callable `(tensor, name) -> tensor` with name "input" or "output",
+      or None.
+
+  Yields:
+    None.
+  """
+  _TRANSFORMS.append(fn)
+  try:
+    yield
+  finally:
+    _TRANSFORMS.pop()
+
+
+def _transform(tensor, name):
+  """`tensor` through the innermost `output_transform` function, if any."""
+  fn = _TRANSFORMS[-1] if _TRANSFORMS else None
+  if fn is None:
+    return tensor
+  return fn(tensor, name)
 
 
 def graph_seed():
@@ -212,7 +264,7 @@ def _finish(outputs, bias, activation):
   if bias is not None:
     outputs = tf.nn.bias_add(outputs, bias)
   if activation is not None:
-    outputs = activation(outputs)
+    outputs = _transform(activation(outputs), "output")
   return outputs
 
 
@@ -240,6 +292,7 @@ def dense(inputs, units, activation=None, use_bias=True, scope=None):
     units = _positive_int(units, "units", sc.name)
     in_features = _channels(inputs, sc.name)
     dtype = inputs.dtype.base_dtype
+    inputs = _transform(inputs, "input")
     kernel = _get_variable("kernel", [in_features, units], dtype,
                            "glorot_uniform")
     bias = _get_variable("bias", [units], dtype) if use_bias else None
@@ -279,6 +332,7 @@ def conv2d(inputs, filters, kernel_size, stride=1, padding="SAME",
     padding = _padding(padding, sc.name)
     in_channels = _channels(inputs, sc.name)
     dtype = inputs.dtype.base_dtype
+    inputs = _transform(inputs, "input")
     kernel = _get_variable("kernel", [kh, kw, in_channels, filters], dtype,
                            "glorot_uniform")
     bias = _get_variable("bias", [filters], dtype) if use_bias else None
@@ -316,6 +370,7 @@ def depthwise_conv2d(inputs, kernel_size, stride=1, depth_multiplier=1,
     padding = _padding(padding, sc.name)
     in_channels = _channels(inputs, sc.name)
     dtype = inputs.dtype.base_dtype
+    inputs = _transform(inputs, "input")
     kernel = _get_variable("depthwise_kernel",
                            [kh, kw, in_channels, multiplier], dtype,
                            "glorot_uniform")
@@ -356,6 +411,7 @@ def separable_conv2d(inputs, filters, kernel_size, stride=1,
     padding = _padding(padding, sc.name)
     in_channels = _channels(inputs, sc.name)
     dtype = inputs.dtype.base_dtype
+    inputs = _transform(inputs, "input")
     depthwise_kernel = _get_variable("depthwise_kernel",
                                      [kh, kw, in_channels, multiplier], dtype,
                                      "glorot_uniform")
@@ -370,7 +426,7 @@ def separable_conv2d(inputs, filters, kernel_size, stride=1,
 
 
 def batch_norm(inputs, is_training, decay=0.99, epsilon=1e-3, center=True,
-               scale=True, scope=None):
+               scale=True, activation=None, scope=None):
   """Batch normalization over every axis but the last.
 
   In training mode the output is normalized with the batch mean and (biased)
@@ -393,6 +449,10 @@ def batch_norm(inputs, is_training, decay=0.99, epsilon=1e-3, center=True,
     epsilon: small float added to the variance.
     center: whether to add `beta`.
     scale: whether to multiply by `gamma`.
+    activation: callable applied to the normalized output (e.g.
+      tf.nn.relu6) or None. Inside the layer, it lets an `output_transform`
+      see the activated output (conv -> batch norm -> activation is the
+      pattern converters fold into one kernel).
     scope: variable scope name (default "batch_norm", uniquified).
 
   Returns:
@@ -463,7 +523,7 @@ def batch_norm(inputs, is_training, decay=0.99, epsilon=1e-3, center=True,
                                      update_mean)
       tf.compat.v1.add_to_collection(tf.compat.v1.GraphKeys.UPDATE_OPS,
                                      update_variance)
-    return outputs
+    return _finish(outputs, None, activation)
 
 
 def dropout(inputs, rate, is_training, scope=None):

@@ -73,7 +73,7 @@ def markdown_table(rows):
         "-" if row["params"] is None else format(row["params"], ","),
         "-" if row["flops_per_example"] is None else
         "%.2f M" % (row["flops_per_example"] / 1e6),
-        os.path.basename(row["file"] or "-"), _size(row["file_bytes"]),
+        row["file"] or "-", _size(row["file_bytes"]),
         _num(None if row["test_accuracy"] is None else
              100 * row["test_accuracy"], "%.2f%%"),
         _num(None if row["accuracy_delta_vs_teacher"] is None else
