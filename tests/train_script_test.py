@@ -9,8 +9,10 @@ import sys
 from absl import app
 from absl import flags
 from absl.testing import flagsaver
+import numpy as np
 import pytest
 
+from distill_v1.compat import tf
 from distill_v1.data import datasets
 from tests import conftest
 from tests import testing_utils
@@ -200,3 +202,36 @@ def test_end_to_end_subprocess(tmp_path, data_dir):
                "weight_decay", "optimizer", "seed", "save_every_steps",
                "validation_size", "max_steps", "flagfile"):
     assert "--%s" % flag in help_result.stdout, flag
+
+
+def test_prune_flags_zero_the_scheduled_fraction_and_strip_the_masks(
+    capsys, tmp_path, data_dir):
+  train_dir = str(tmp_path / "pruned")
+  # 256 examples in batches of 32: 8 steps an epoch, 3 epochs = 24 steps;
+  # masks update every 2 steps from step 0 to step 12 (the end step).
+  code = _run(["--train_dir=" + train_dir, "--data_dir=" + data_dir,
+               "--model=cnn_student", "--batch_size=32", "--epochs=3",
+               "--learning_rate=0.05", "--prune_target_sparsity=0.75",
+               "--prune_end_step=12", "--prune_frequency=2"])
+  out = capsys.readouterr().out
+  assert code == 0, out
+  assert "pruned: 75.0% of the masked weights are zero" in out
+  stripped = os.path.join(train_dir, "stripped")
+  prefix = tf.train.latest_checkpoint(stripped)
+  names = [n for n, _ in tf.train.list_variables(prefix)]
+  assert not [n for n in names if "mask" in n or "threshold" in n]
+  reader = tf.train.load_checkpoint(prefix)
+  for name in ("cnn_student/conv2/kernel", "cnn_student/logits/kernel"):
+    kernel = reader.get_tensor(name)
+    np.testing.assert_allclose(np.mean(kernel == 0), 0.75, atol=0.01)
+
+
+def test_pruning_hparams_string_excludes_the_schedule_flags(capsys, tmp_path,
+                                                            data_dir):
+  code = _run(["--train_dir=" + str(tmp_path / "x"), "--data_dir=" + data_dir,
+               "--pruning_hparams=target_sparsity=0.5",
+               "--prune_end_step=10"])
+  assert code != 0
+  assert "--pruning_hparams replaces --prune_end_step" in _error_line(
+      capsys.readouterr().err)
+  assert not os.path.exists(str(tmp_path / "x"))
