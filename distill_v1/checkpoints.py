@@ -103,3 +103,116 @@ def read_model_spec(train_dir):
     raise errors.CheckpointError("%s lacks keys %s" %
                                  (path, ", ".join(missing)))
   return spec
+
+
+# Mismatches listed in one error message before "and N more".
+_MAX_REPORTED = 10
+
+
+def _one_line(error):
+  """A TensorFlow error's message on one line (binaries print one line)."""
+  return " ".join(str(getattr(error, "message", error)).split())
+
+
+def stored_shapes(prefix):
+  """{variable name: shape list} of the tensors stored in a checkpoint.
+
+  Raises:
+    CheckpointError: the checkpoint cannot be read.
+  """
+  try:
+    stored = tf.train.list_variables(prefix)
+  except (tf.errors.OpError, ValueError) as e:
+    raise errors.CheckpointError(
+        "cannot read checkpoint %s: %s" % (prefix, _one_line(e))) from None
+  return {name: list(shape) for name, shape in stored}
+
+
+def _as_var_map(variables):
+  """{checkpoint name: variable} from a dict or a list (names = op names)."""
+  if isinstance(variables, dict):
+    return dict(variables)
+  return {v.op.name: v for v in variables}
+
+
+def mismatches(prefix, variables):
+  """Describes each variable the checkpoint cannot restore.
+
+  Extra tensors in the checkpoint (global_step, optimizer slots, a teacher's
+  variables) are fine and not reported.
+
+  Args:
+    prefix: checkpoint prefix.
+    variables: a list of tf.Variable (checkpoint keys = their op names, as
+      for a Saver over a list) or a dict checkpoint key -> tf.Variable.
+
+  Returns:
+    A list of strings, one per missing or differently shaped variable; empty
+    when everything fits.
+
+  Raises:
+    CheckpointError: the checkpoint cannot be read.
+  """
+  stored = stored_shapes(prefix)
+  problems = []
+  for name, variable in _as_var_map(variables).items():
+    shape = variable.shape.as_list()
+    if name not in stored:
+      problems.append("%s %s is missing from the checkpoint" % (name, shape))
+    elif stored[name] != shape:
+      problems.append("%s has shape %s in the checkpoint but %s in the model" %
+                      (name, stored[name], shape))
+  return problems
+
+
+def check_fits(prefix, variables, model_name=None):
+  """Raises CheckpointError unless `prefix` holds every variable's shape.
+
+  Args:
+    prefix: checkpoint prefix.
+    variables: as for `mismatches`.
+    model_name: named in the message.
+
+  Raises:
+    CheckpointError: naming each missing or mis-shaped variable with both
+      shapes, and the scopes the checkpoint does hold.
+  """
+  problems = mismatches(prefix, variables)
+  if not problems:
+    return
+  scopes = sorted({name.split("/", 1)[0] for name in stored_shapes(prefix)})
+  shown = problems[:_MAX_REPORTED]
+  if len(problems) > len(shown):
+    shown.append("and %d more" % (len(problems) - len(shown)))
+  raise errors.CheckpointError(
+      "checkpoint %s does not fit model %s (another architecture or "
+      "options?): %s. The checkpoint holds variables under: %s" %
+      (prefix, model_name or "in the graph", "; ".join(shown),
+       ", ".join(scopes) or "(nothing)"))
+
+
+def restore_variables(sess, prefix, variables, model_name=None):
+  """Restores `variables` from `prefix` after checking names and shapes.
+
+  Args:
+    sess: a tf.compat.v1.Session on the variables' graph.
+    prefix: checkpoint prefix.
+    variables: as for `mismatches`.
+    model_name: named in error messages.
+
+  Raises:
+    CheckpointError: nothing to restore, a variable missing or of another
+      shape (each named with both shapes), or an unreadable checkpoint.
+  """
+  if not variables:
+    raise errors.CheckpointError(
+        "nothing to restore from %s: the model%s has no variables" %
+        (prefix, " " + model_name if model_name else ""))
+  check_fits(prefix, variables, model_name)
+  saver = tf.compat.v1.train.Saver(var_list=variables if isinstance(
+      variables, dict) else list(variables))
+  try:
+    saver.restore(sess, prefix)
+  except (tf.errors.OpError, ValueError) as e:
+    raise errors.CheckpointError(
+        "cannot restore checkpoint %s: %s" % (prefix, _one_line(e))) from None

@@ -94,6 +94,7 @@ def source_model(prefix):
 def measure(prefix, model, options, splits):
   """Test accuracy, trainable parameters and FLOPs of a plain checkpoint."""
   # pylint: disable=g-import-not-at-top
+  from distill_v1 import checkpoints
   from distill_v1.compat import tf
   from distill_v1.evaluation import accuracy
   from distill_v1.evaluation import model_stats
@@ -107,7 +108,7 @@ def measure(prefix, model, options, splits):
                            scope=model)
     params = model_stats.trainable_params(model)
     with tf.compat.v1.Session(graph=graph) as sess:
-      model_stats.restore_variables(sess, prefix,
+      checkpoints.restore_variables(sess, prefix,
                                     model_stats.scope_variables(model),
                                     model_name=model)
       test_accuracy, _, _ = accuracy.evaluate_arrays(

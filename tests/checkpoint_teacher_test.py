@@ -141,7 +141,7 @@ def test_checkpoint_of_another_architecture(tmp_path):
   message = str(info.value)
   assert prefix in message
   assert ("cnn_student/conv1/kernel has shape [5, 5, 1, 32] in the "
-          "checkpoint, the network expects [3, 3, 1, 16]") in message
+          "checkpoint but [3, 3, 1, 16] in the model") in message
 
 
 def test_checkpoint_missing_variables(tmp_path):
@@ -149,7 +149,7 @@ def test_checkpoint_missing_variables(tmp_path):
   with tf.Graph().as_default():
     images = v1.placeholder(tf.float32, [None, SIZE, SIZE, 1])
     with pytest.raises(errors.CheckpointError,
-                       match=r"cnn_student/conv1/bias is missing"):
+                       match=r"cnn_student/conv1/bias \[16\] is missing"):
       checkpoint_teacher.build_checkpoint_teacher(
           images, "cnn_student", prefix, NUM_CLASSES)
 
@@ -160,7 +160,7 @@ def test_other_class_count_is_a_checkpoint_error(tmp_path):
     images = v1.placeholder(tf.float32, [None, SIZE, SIZE, 1])
     with pytest.raises(errors.CheckpointError,
                        match=r"cnn_student/logits/bias has shape \[3\] in the "
-                       r"checkpoint, the network expects \[4\]"):
+                       r"checkpoint but \[4\] in the model"):
       checkpoint_teacher.build_checkpoint_teacher(
           images, "cnn_student", prefix, NUM_CLASSES)
 

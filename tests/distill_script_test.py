@@ -125,7 +125,7 @@ INPUT_ERRORS = [
     (["--bias_correction=12:1", "--validation_size=16"], 3,
      "--bias_correction: class 12 is outside [0, 10)"),
     (["--teacher_model=cnn_teacher"], 4,
-     "cnn_teacher/conv1/kernel is missing"),
+     "cnn_teacher/conv1/kernel [5, 5, 1, 32] is missing"),
     (["--teacher_checkpoint=@NOWHERE@"], 4, "checkpoint @NOWHERE@ not found"),
     (["--teacher_model=resnet"], 3, "Unknown model 'resnet'"),
     (["--dataset=cifar10"], 3, "unknown dataset 'cifar10'"),

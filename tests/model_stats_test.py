@@ -6,6 +6,7 @@ import os
 import numpy as np
 import pytest
 
+from distill_v1 import checkpoints
 from distill_v1 import errors
 from distill_v1.compat import tf
 from distill_v1.evaluation import model_stats
@@ -141,7 +142,7 @@ def test_restore_variables_restores_values(tmp_path):
     conv_net(images, 3, scope="net")
     variables = model_stats.scope_variables("net")
     with v1.Session() as sess:
-      model_stats.restore_variables(sess, prefix, variables, "net")
+      checkpoints.restore_variables(sess, prefix, variables, "net")
       for v in variables:
         np.testing.assert_array_equal(sess.run(v), values[v.op.name])
 
@@ -152,7 +153,7 @@ def test_restore_names_mismatched_shapes(tmp_path):
     images = v1.placeholder(tf.float32, [None, 8, 8, 1])
     conv_net(images, 3, scope="net", filters=5)
     variables = model_stats.scope_variables("net")
-    problems = model_stats.checkpoint_mismatches(prefix, variables)
+    problems = checkpoints.mismatches(prefix, variables)
     assert problems == [
         "net/conv/kernel has shape [3, 3, 1, 4] in the checkpoint but "
         "[3, 3, 1, 5] in the model",
@@ -165,7 +166,7 @@ def test_restore_names_mismatched_shapes(tmp_path):
                          match=r"does not fit model net .*net/conv/kernel has "
                          r"shape \[3, 3, 1, 4\] in the checkpoint but "
                          r"\[3, 3, 1, 5\]"):
-        model_stats.restore_variables(sess, prefix, variables, "net")
+        checkpoints.restore_variables(sess, prefix, variables, "net")
 
 
 def test_restore_names_missing_variables_and_stored_scopes(tmp_path):
@@ -178,7 +179,7 @@ def test_restore_names_missing_variables_and_stored_scopes(tmp_path):
           errors.CheckpointError,
           match=r"student/conv/kernel \[3, 3, 1, 4\] is missing from the "
           r"checkpoint.*holds variables under: global_step, teacher"):
-        model_stats.restore_variables(
+        checkpoints.restore_variables(
             sess, prefix, model_stats.scope_variables("student"), "student")
 
 
@@ -187,4 +188,4 @@ def test_checkpoint_shapes_of_garbage_file(tmp_path):
   with open(prefix + ".index", "wb") as f:
     f.write(b"not a checkpoint")
   with pytest.raises(errors.CheckpointError, match=r"cannot read checkpoint"):
-    model_stats.checkpoint_shapes(prefix)
+    checkpoints.stored_shapes(prefix)

@@ -250,7 +250,7 @@ def test_structured_pruning_with_distillation(tmp_path, data_dir, source,
   with tf.Graph().as_default():
     network_fn(tf.zeros([1, 16, 16, 1]), 10)
     with tf.compat.v1.Session() as sess:
-      model_stats.restore_variables(
+      checkpoints.restore_variables(
           sess, checkpoints.resolve_checkpoint(stripped),
           model_stats.scope_variables("cnn_student"), "cnn_student")
   # The teacher is not saved with the student.

@@ -74,7 +74,7 @@ def _logits(model, options, prefix, images):
     logits, _ = network_fn(tf.constant(images), NUM_CLASSES,
                            is_training=False, scope=model)
     with v1.Session() as sess:
-      model_stats.restore_variables(sess, prefix,
+      checkpoints.restore_variables(sess, prefix,
                                     model_stats.scope_variables(model), model)
       return sess.run(logits)
 
@@ -156,8 +156,8 @@ def test_removing_dead_channels_keeps_the_outputs_and_shrinks(
   np.testing.assert_allclose(
       _logits(model, result.model_options, result.checkpoint, images),
       _logits(model, options, prefix, images), rtol=1e-4, atol=1e-4)
-  shapes = model_stats.checkpoint_shapes(result.checkpoint)
-  before = model_stats.checkpoint_shapes(prefix)
+  shapes = checkpoints.stored_shapes(result.checkpoint)
+  before = checkpoints.stored_shapes(prefix)
   first = plan.groups[0]
   assert shapes[first.kernel][-1] == before[first.kernel][-1] // 2
   assert result.params_after < result.params_before / 2.0
@@ -222,7 +222,7 @@ def test_masked_checkpoints_are_pruned_with_their_masks(tmp_path):
                                             0.5)
   np.testing.assert_array_equal(plan.groups[0].keep, np.arange(8, 16))
   result = structured.apply_structured_pruning(plan, str(tmp_path / "out"))
-  shapes = model_stats.checkpoint_shapes(result.checkpoint)
+  shapes = checkpoints.stored_shapes(result.checkpoint)
   assert not [n for n in shapes if n.endswith("_mask")]
 
 

@@ -67,7 +67,6 @@ from distill_v1 import errors
 from distill_v1 import fileio
 from distill_v1.compat import tf
 from distill_v1.models import layers
-from distill_v1.teachers import checkpoint_teacher
 
 MASK_SUFFIX = "_mask"
 THRESHOLD_SUFFIX = "_threshold"
@@ -785,7 +784,7 @@ def init_from_checkpoint(model_fn, checkpoint_prefix, scope):
     if not var_map:
       raise errors.ConfigError("no variable under scope %r to initialise "
                                "from %s" % (scope, prefix))
-    checkpoint_teacher.check_checkpoint_matches(prefix, var_map)
+    checkpoints.check_fits(prefix, var_map)
     saver = tf.compat.v1.train.Saver(var_map)
     global_step = tf.compat.v1.train.get_or_create_global_step()
     previous = outputs.init_fn

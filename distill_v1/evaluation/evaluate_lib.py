@@ -17,6 +17,7 @@ import json
 import math
 import os
 
+from distill_v1 import checkpoints
 from distill_v1 import errors
 from distill_v1 import fileio
 from distill_v1.compat import tf
@@ -25,7 +26,6 @@ from distill_v1.evaluation import accuracy
 from distill_v1.evaluation import latency
 from distill_v1.evaluation import model_stats
 from distill_v1.models import nets_factory
-from distill_v1 import checkpoints
 
 DEFAULT_DATASET = "fashion_mnist"
 EVAL_JSON_FILENAME = "eval.json"
@@ -147,7 +147,7 @@ def evaluate_checkpoint(checkpoint, splits=None, model=None,
     variables = model_stats.scope_variables(model_name)
     params = model_stats.trainable_params(model_name)
     with tf.compat.v1.Session(graph=graph, config=session_config) as sess:
-      model_stats.restore_variables(sess, prefix, variables,
+      checkpoints.restore_variables(sess, prefix, variables,
                                     model_name=model_name)
       graph.finalize()
       test_accuracy, test_loss, predictions = accuracy.evaluate_arrays(
@@ -162,7 +162,7 @@ def evaluate_checkpoint(checkpoint, splits=None, model=None,
 
   per_class = accuracy.per_class_accuracy(splits.test_labels, predictions,
                                           num_classes)
-  stored_names = model_stats.checkpoint_shapes(prefix)
+  stored_names = checkpoints.stored_shapes(prefix)
   return {
       "model": model_name,
       "checkpoint": os.path.abspath(prefix),

@@ -17,9 +17,11 @@ import time
 
 import numpy as np
 
+from distill_v1 import checkpoints
 from distill_v1 import errors
 from distill_v1.compat import tf
 from distill_v1.evaluation import model_stats
+from distill_v1.models import nets_factory
 
 DEFAULT_WARMUP = 10
 DEFAULT_REPEATS = 50
@@ -134,7 +136,7 @@ def latency_ms(network_fn, checkpoint_prefix, image_shape, num_classes,
     CheckpointError: the checkpoint does not fit the network.
     ConfigError: bad sizes.
   """
-  image_shape = model_stats.check_image_shape(image_shape)
+  image_shape = nets_factory.check_image_shape(image_shape)
   graph = tf.Graph()
   with graph.as_default():
     tf.compat.v1.set_random_seed(seed)
@@ -152,7 +154,7 @@ def latency_ms(network_fn, checkpoint_prefix, image_shape, num_classes,
       if checkpoint_prefix is None:
         sess.run(init_op)
       else:
-        model_stats.restore_variables(sess, checkpoint_prefix, variables,
+        checkpoints.restore_variables(sess, checkpoint_prefix, variables,
                                       model_name=scope)
       graph.finalize()
       return {

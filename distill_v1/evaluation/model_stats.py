@@ -16,10 +16,7 @@ import os
 
 from distill_v1 import errors
 from distill_v1.compat import tf
-
-# A checkpoint of another architecture can differ in every variable; the first
-# few name the problem, the rest would bury it.
-_MAX_REPORTED = 10
+from distill_v1.models import nets_factory
 
 
 def count_params(variables):
@@ -138,7 +135,7 @@ def flops_per_example(network_fn, image_shape, num_classes):
   Raises:
     ConfigError: `image_shape` is not three positive integers.
   """
-  image_shape = check_image_shape(image_shape)
+  image_shape = nets_factory.check_image_shape(image_shape)
   with tf.Graph().as_default() as build_graph:
     images = tf.compat.v1.placeholder(
         tf.float32, [1] + list(image_shape), name="images")
@@ -151,23 +148,6 @@ def flops_per_example(network_fn, image_shape, num_classes):
              .with_empty_output().build())
   profile = tf.compat.v1.profiler.profile(counted_graph, options=options)
   return int(profile.total_float_ops)
-
-
-def check_image_shape(image_shape):
-  """Returns `image_shape` as a tuple (H, W, C) of ints.
-
-  Raises:
-    ConfigError: it is not three positive integers.
-  """
-  try:
-    shape = tuple(int(d) for d in image_shape)
-  except (TypeError, ValueError):
-    shape = ()
-  if len(shape) != 3 or min(shape) < 1:
-    raise errors.ConfigError(
-        "image_shape is %r, expected (height, width, channels) of positive "
-        "integers" % (image_shape,))
-  return shape
 
 
 def checkpoint_bytes(prefix):
@@ -194,91 +174,3 @@ def checkpoint_bytes(prefix):
     raise errors.CheckpointError(
         "checkpoint %s has no data files (%s.data-*)" % (prefix, prefix))
   return sum(os.path.getsize(p) for p in [index] + data_files)
-
-
-def _one_line(error):
-  """A TensorFlow error's message on one line (binaries print one line)."""
-  return " ".join(str(getattr(error, "message", error)).split())
-
-
-def checkpoint_shapes(prefix):
-  """{variable name: shape list} of the tensors stored in a checkpoint.
-
-  Raises:
-    CheckpointError: the checkpoint cannot be read.
-  """
-  try:
-    stored = tf.train.list_variables(prefix)
-  except (tf.errors.OpError, ValueError) as e:
-    raise errors.CheckpointError(
-        "cannot read checkpoint %s: %s" % (prefix, _one_line(e))) from None
-  return {name: list(shape) for name, shape in stored}
-
-
-def checkpoint_mismatches(prefix, variables):
-  """Describes each of `variables` that the checkpoint cannot restore.
-
-  Extra tensors in the checkpoint (global_step, optimizer slots, a teacher's
-  variables) are fine and not reported.
-
-  Args:
-    prefix: checkpoint prefix.
-    variables: the tf.Variable list to restore (names without `:0` are the
-      checkpoint keys, as for a Saver built over a list).
-
-  Returns:
-    A list of strings, one per missing or differently shaped variable; empty
-    when everything fits.
-
-  Raises:
-    CheckpointError: the checkpoint cannot be read.
-  """
-  stored = checkpoint_shapes(prefix)
-  problems = []
-  for variable in variables:
-    name = variable.op.name
-    shape = variable.shape.as_list()
-    if name not in stored:
-      problems.append("%s %s is missing from the checkpoint" % (name, shape))
-    elif stored[name] != shape:
-      problems.append("%s has shape %s in the checkpoint but %s in the model" %
-                      (name, stored[name], shape))
-  return problems
-
-
-def restore_variables(sess, prefix, variables, model_name=None):
-  """Restores `variables` from `prefix` after checking names and shapes.
-
-  Args:
-    sess: a tf.compat.v1.Session on the variables' graph.
-    prefix: checkpoint prefix.
-    variables: list of tf.Variable to restore (usually the model's variables).
-    model_name: used in the error message only.
-
-  Raises:
-    CheckpointError: a variable is missing or has another shape (the message
-      names each one with both shapes), or the checkpoint cannot be read.
-  """
-  if not variables:
-    raise errors.CheckpointError(
-        "nothing to restore from %s: the model%s has no variables" %
-        (prefix, " " + model_name if model_name else ""))
-  problems = checkpoint_mismatches(prefix, variables)
-  if problems:
-    stored_scopes = sorted(
-        {name.split("/", 1)[0] for name in checkpoint_shapes(prefix)})
-    shown = problems[:_MAX_REPORTED]
-    if len(problems) > len(shown):
-      shown.append("and %d more" % (len(problems) - len(shown)))
-    raise errors.CheckpointError(
-        "checkpoint %s does not fit model %s (another architecture or "
-        "options?): %s. The checkpoint holds variables under: %s" %
-        (prefix, model_name or "in the graph", "; ".join(shown),
-         ", ".join(stored_scopes) or "(nothing)"))
-  saver = tf.compat.v1.train.Saver(var_list=list(variables))
-  try:
-    saver.restore(sess, prefix)
-  except (tf.errors.OpError, ValueError) as e:
-    raise errors.CheckpointError(
-        "cannot restore checkpoint %s: %s" %
-        (prefix, _one_line(e))) from None

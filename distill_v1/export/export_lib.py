@@ -117,7 +117,7 @@ def model_setup(prefix, model=None, model_options=None, network_fn=None,
   if network_fn is None:
     network_fn = nets_factory.get_network_fn(model, **model_options)
   num_classes = int(num_classes or spec["num_classes"])
-  image_shape = frozen_graph.check_image_shape(image_shape or
+  image_shape = nets_factory.check_image_shape(image_shape or
                                                spec["image_shape"])
   names = list(class_names or spec.get("class_names") or [])
   if len(names) != num_classes:

@@ -44,9 +44,11 @@ import os
 
 import numpy as np
 
+from distill_v1 import checkpoints
 from distill_v1 import errors
 from distill_v1 import fileio
 from distill_v1.compat import tf
+from distill_v1.models import nets_factory
 
 INPUT_NAME = "images"
 LOGITS = "logits"
@@ -104,65 +106,6 @@ _RANDOM_OPS = frozenset(["RandomUniform", "RandomStandardNormal",
 # Building and restoring the inference graph.
 
 
-def check_image_shape(image_shape):
-  """Returns `image_shape` as a tuple (H, W, C) of positive ints.
-
-  Raises:
-    ConfigError: it is not three positive integers.
-  """
-  try:
-    shape = tuple(int(d) for d in image_shape)
-  except (TypeError, ValueError):
-    shape = ()
-  if len(shape) != 3 or min(shape) < 1:
-    raise errors.ConfigError(
-        "image_shape is %r, expected (height, width, channels) of positive "
-        "integers" % (image_shape,))
-  return shape
-
-
-def restore_variables(sess, prefix, variables, model_name=None):
-  """Restores `variables` from checkpoint `prefix`, checking names and shapes.
-
-  (The evaluation package has the same check; export sits below it in the
-  layering and cannot import it.)
-
-  Raises:
-    CheckpointError: naming every variable that is missing or has another
-      shape, and the scopes the checkpoint does hold.
-  """
-  try:
-    stored = dict(tf.train.list_variables(prefix))
-  except (tf.errors.OpError, ValueError) as e:
-    raise errors.CheckpointError("cannot read checkpoint %s: %s" % (
-        prefix, " ".join(str(e).split()))) from None
-  problems = []
-  for variable in variables:
-    name, shape = variable.op.name, variable.shape.as_list()
-    if name not in stored:
-      problems.append("%s %s is missing from the checkpoint" % (name, shape))
-    elif list(stored[name]) != shape:
-      problems.append("%s has shape %s in the checkpoint but %s in the model"
-                      % (name, list(stored[name]), shape))
-  if problems:
-    scopes = sorted(set(n.split("/", 1)[0] for n in stored))
-    shown = problems[:10] + (["and %d more" % (len(problems) - 10)]
-                             if len(problems) > 10 else [])
-    raise errors.CheckpointError(
-        "checkpoint %s does not fit model %s: %s. The checkpoint holds "
-        "variables under: %s" % (prefix, model_name or "in the graph",
-                                 "; ".join(shown),
-                                 ", ".join(scopes) or "(nothing)"))
-  if not variables:
-    return
-  saver = tf.compat.v1.train.Saver(var_list=list(variables))
-  try:
-    saver.restore(sess, prefix)
-  except (tf.errors.OpError, ValueError) as e:
-    raise errors.CheckpointError("cannot restore checkpoint %s: %s" % (
-        prefix, " ".join(str(e).split()))) from None
-
-
 def build_inference_graph(network_fn, image_shape, num_classes, scope=None,
                           custom_getter=None, graph_hook=None):
   """Builds the serving graph in the default graph.
@@ -188,7 +131,7 @@ def build_inference_graph(network_fn, image_shape, num_classes, scope=None,
     ConfigError: a bad image shape, or logits that are not float
       [batch, num_classes], or names already taken in the graph.
   """
-  image_shape = check_image_shape(image_shape)
+  image_shape = nets_factory.check_image_shape(image_shape)
   graph = tf.compat.v1.get_default_graph()
   for name in (INPUT_NAME,) + OUTPUT_NAMES:
     try:
@@ -255,7 +198,8 @@ def restored_inference_graph(prefix, network_fn, image_shape, num_classes,
                                       graph_hook=graph_hook)
     variables = tf.compat.v1.global_variables()
     with tf.compat.v1.Session(graph=graph, config=session_config) as sess:
-      restore_variables(sess, prefix, variables, model_name=scope)
+      checkpoints.restore_variables(sess, prefix, variables,
+                                    model_name=scope)
       graph.finalize()
       yield sess, inference
 

@@ -92,3 +92,20 @@ def get_network_fn(name, **options):
   network_fn.model_name = name
   network_fn.options = dict(options)
   return network_fn
+
+
+def check_image_shape(image_shape):
+  """Returns `image_shape` as a tuple (H, W, C) of ints.
+
+  Raises:
+    ConfigError: it is not three positive integers.
+  """
+  try:
+    shape = tuple(int(d) for d in image_shape)
+  except (TypeError, ValueError):
+    shape = ()
+  if len(shape) != 3 or min(shape) < 1:
+    raise errors.ConfigError(
+        "image_shape is %r, expected (height, width, channels) of positive "
+        "integers" % (image_shape,))
+  return shape

@@ -30,36 +30,6 @@ def _non_trainable_getter(getter, *args, **kwargs):
   return getter(*args, **kwargs)
 
 
-def check_checkpoint_matches(prefix, var_map):
-  """Checks that `prefix` holds every variable of `var_map` with its shape.
-
-  Args:
-    prefix: checkpoint prefix.
-    var_map: dict checkpoint name -> variable.
-
-  Raises:
-    CheckpointError: naming each missing or mis-shaped variable.
-  """
-  try:
-    stored = dict(tf.train.list_variables(prefix))
-  except (tf.errors.OpError, ValueError) as e:
-    raise errors.CheckpointError("cannot read checkpoint %s: %s" %
-                                 (prefix, str(e).split("\n")[0])) from None
-  problems = []
-  for name, var in sorted(var_map.items()):
-    shape = var.shape.as_list()
-    if name not in stored:
-      problems.append("%s is missing" % name)
-    elif list(stored[name]) != shape:
-      problems.append("%s has shape %s in the checkpoint, the network "
-                      "expects %s" % (name, list(stored[name]), shape))
-  if problems:
-    shown = "; ".join(problems[:5])
-    more = " (and %d more)" % (len(problems) - 5) if len(problems) > 5 else ""
-    raise errors.CheckpointError(
-        "checkpoint %s does not fit the network: %s%s" % (prefix, shown, more))
-
-
 def build_checkpoint_teacher(images, model, checkpoint, num_classes,
                              model_options=None, scope="teacher"):
   """Builds a frozen model-zoo teacher on `images`.
@@ -95,7 +65,7 @@ def build_checkpoint_teacher(images, model, checkpoint, num_classes,
   variables = tf.compat.v1.get_collection(
       tf.compat.v1.GraphKeys.GLOBAL_VARIABLES, scope=outer + "/")
   var_map = {v.op.name[len(outer) + 1:]: v for v in variables}
-  check_checkpoint_matches(prefix, var_map)
+  checkpoints.check_fits(prefix, var_map, model_name=model)
   saver = tf.compat.v1.train.Saver(var_map)
 
   def init_fn(sess):
