@@ -135,8 +135,13 @@ def validate_config(config):
       raise errors.ConfigError("--%s must be > 0, got %r" %
                                (key, config[key]))
   export_lib.parse_formats(config["formats"])
-  nets_factory.get_network_fn(config["student_model"],
-                              **config["student_options"])
+  student_fn = nets_factory.get_network_fn(config["student_model"],
+                                           **config["student_options"])
+  # Options such as layer_widths are checked when the network is built:
+  # build it once now, so that a bad width is refused before the teacher
+  # trains (the widths do not depend on the image shape used here).
+  with tf.Graph().as_default():
+    student_fn(tf.compat.v1.placeholder(tf.float32, [None, 28, 28, 1]), 10)
   if not (config["teacher_checkpoint"] or config["teacher_graph"]):
     nets_factory.get_network_fn(config["teacher_model"])
 
@@ -360,10 +365,15 @@ class _Job(object):
         self.splits.train_labels) // c["batch_size"]))), 1)
     hparams = None
     if c["target_sparsity"]:
+      # Masks change every 10 steps, more often in a short run, so that the
+      # target is reached within the run (at two thirds, leaving the rest to
+      # recover) instead of after its last step.
+      frequency = min(10, max(1, steps // 3))
       hparams = pruning.gradual_pruning_hparams(
           target_sparsity=c["target_sparsity"], begin_step=0,
-          end_step=max(10 * int(round(2.0 * steps / 3 / 10)), 10),
-          frequency=10, scope=model)
+          end_step=max(frequency * int(round(2.0 * steps / 3 / frequency)),
+                       frequency),
+          frequency=frequency, scope=model)
       model_fn = pruning.wrap_model_fn(model_fn, hparams)
     loop.train(model_fn, self.splits,
                self._train_config(train_dir, c["prune_epochs"], "sgd",
@@ -427,6 +437,10 @@ class _Job(object):
 
 def _stage_inputs(config, keys, upstream):
   inputs = {k: config[k] for k in keys}
+  if "skip" in inputs:
+    # Only --skip=distill changes what a training stage computes; adding
+    # --skip=verify to a finished run must not redo the training.
+    inputs["skip"] = [s for s in config["skip"] if s == "distill"]
   inputs["upstream"] = [u.fingerprint for u in upstream]
   inputs["dataset"] = config["dataset"]
   inputs["seed"] = config["seed"]
@@ -512,6 +526,7 @@ def run(config, splits, log=print, flags_used=None):
   for row in job.rows:  # Paths relative to the output folder read better.
     if row["file"] and row["file"].startswith(os.path.abspath(out) + os.sep):
       row["file"] = os.path.relpath(row["file"], os.path.abspath(out))
+  job.rows = report_lib.finish_rows(job.rows)
   paths = report_lib.write_report(out, job.rows, flags_used or dict(config),
                                   versions(), title, notes=notes)
   log("== report: %s, %s%s (total %.0f s)" % (
