@@ -521,8 +521,13 @@ def run(config, splits, log=print, flags_used=None):
   notes += (final.result.get("notes") or [])
   if "quantization" in final.result:
     notes.append("quantization: %s" % final.result["quantization"])
+  options = config["student_options"]
+  student_name = config["student_model"] + (
+      " (%s)" % ", ".join("%s=%s" % kv for kv in sorted(
+          (options.get("layer_widths") or {}).items())) if options.get(
+              "layer_widths") else "")
   title = "distill_v1 compress: %s -> %s on %s" % (
-      teacher.result["model"], config["student_model"], config["dataset"])
+      teacher.result["model"], student_name, config["dataset"])
   for row in job.rows:  # Paths relative to the output folder read better.
     if row["file"] and row["file"].startswith(os.path.abspath(out) + os.sep):
       row["file"] = os.path.relpath(row["file"], os.path.abspath(out))
