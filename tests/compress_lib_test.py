@@ -247,7 +247,8 @@ def test_markdown_table_agrees_with_report_json(full_run):
     assert cells[9] == "%.1fx" % row["speedup_vs_teacher"]
   assert full_run["markdown"].startswith(
       "# %s\n" % full_run["json"]["title"])
-  assert "cnn_student -> cnn_student on tiny" in full_run["json"]["title"]
+  assert ("cnn_student -> cnn_student (conv1=8, conv2=8) on tiny" in
+          full_run["json"]["title"])
 
 
 def test_report_json_has_flags_versions_and_notes(full_run):
