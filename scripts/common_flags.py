@@ -267,6 +267,50 @@ def strip_pruning_masks(hparams):
   return result
 
 
+def fine_tune_source(purpose):
+  """The --checkpoint a fine-tuning binary starts from, and its architecture.
+
+  The network is rebuilt from the checkpoint's model_spec.json, so --model
+  (if given) must agree and --width_multiplier must not be given; a
+  checkpoint that still holds pruning masks is refused (its stripped/ copy is
+  the plain network).
+
+  Args:
+    purpose: e.g. "pruning", named in the error messages.
+
+  Returns:
+    (checkpoint prefix, model name, model options, spec).
+
+  Raises:
+    ConfigError, CheckpointError: as described.
+  """
+  # pylint: disable=g-import-not-at-top
+  from distill_v1 import checkpoints
+  from distill_v1.compression import pruning
+  # pylint: enable=g-import-not-at-top
+  prefix = checkpoints.resolve_checkpoint(FLAGS.checkpoint)
+  try:
+    spec = checkpoints.read_model_spec(prefix)
+  except errors.CheckpointError as e:
+    raise errors.ConfigError(
+        "--checkpoint=%s: %s; %s rebuilds the network from it" %
+        (FLAGS.checkpoint, e, purpose)) from None
+  if FLAGS.model and FLAGS.model != spec["model"]:
+    raise errors.ConfigError(
+        "--model=%s, but --checkpoint=%s holds %s (drop --model)" %
+        (FLAGS.model, FLAGS.checkpoint, spec["model"]))
+  if FLAGS["width_multiplier"].present:
+    raise errors.ConfigError(
+        "--width_multiplier: the architecture comes from --checkpoint's "
+        "model_spec.json (%s)" % (spec["model_options"],))
+  masked = pruning.checkpoint_masks(prefix)
+  if masked:
+    raise errors.ConfigError(
+        "--checkpoint=%s holds pruning masks (%s): point it at the stripped/ "
+        "folder of that run" % (FLAGS.checkpoint, ", ".join(masked)))
+  return prefix, spec["model"], dict(spec["model_options"] or {}), spec
+
+
 def model_options():
   """Options forwarded to `nets_factory.get_network_fn` for --model."""
   if FLAGS.model == "mobilenet_v1":

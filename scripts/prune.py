@@ -68,29 +68,6 @@ flags.register_validator("temperature", lambda t: t > 0,
 flags.register_validator("alpha", lambda a: 0.0 <= a <= 1.0,
                          message="--alpha must be in [0, 1]")
 
-def source_model(prefix):
-  """(model name, options, spec) of the checkpoint to prune."""
-  # pylint: disable=g-import-not-at-top
-  from distill_v1 import checkpoints
-  from distill_v1 import errors
-  # pylint: enable=g-import-not-at-top
-  try:
-    spec = checkpoints.read_model_spec(prefix)
-  except errors.CheckpointError as e:
-    raise errors.ConfigError(
-        "--checkpoint=%s: %s; pruning rebuilds the network from it" %
-        (FLAGS.checkpoint, e)) from None
-  if FLAGS.model and FLAGS.model != spec["model"]:
-    raise errors.ConfigError(
-        "--model=%s, but --checkpoint=%s holds %s (drop --model)" %
-        (FLAGS.model, FLAGS.checkpoint, spec["model"]))
-  if FLAGS["width_multiplier"].present:
-    raise errors.ConfigError(
-        "--width_multiplier: the architecture comes from --checkpoint's "
-        "model_spec.json (%s)" % (spec["model_options"],))
-  return spec["model"], dict(spec["model_options"] or {}), spec
-
-
 def measure(prefix, model, options, splits):
   """Test accuracy, trainable parameters and FLOPs of a plain checkpoint."""
   # pylint: disable=g-import-not-at-top
@@ -149,13 +126,8 @@ def prune_model():
   # pylint: enable=g-import-not-at-top
   config = common_flags.training_config()
   loop.validate_config(config)
-  source = checkpoints.resolve_checkpoint(FLAGS.checkpoint)
-  model, options, source_spec = source_model(source)
-  masked = pruning.checkpoint_masks(source)
-  if masked:
-    raise errors.ConfigError(
-        "--checkpoint=%s holds pruning masks (%s): point it at the stripped/ "
-        "folder of that run" % (FLAGS.checkpoint, ", ".join(masked)))
+  source, model, options, source_spec = common_flags.fine_tune_source(
+      "pruning")
   splits = datasets.load_dataset(FLAGS.dataset, data_dir=FLAGS.data_dir,
                                  validation_size=FLAGS.validation_size,
                                  seed=FLAGS.seed)

@@ -111,35 +111,6 @@ flags.register_validator(
     message="--output_dir must not be empty (leave it out for the default)")
 
 
-def source_model(prefix):
-  """(model name, options, spec) of the checkpoint to quantize."""
-  # pylint: disable=g-import-not-at-top
-  from distill_v1 import checkpoints
-  from distill_v1 import errors
-  from distill_v1.compression import pruning
-  # pylint: enable=g-import-not-at-top
-  try:
-    spec = checkpoints.read_model_spec(prefix)
-  except errors.CheckpointError as e:
-    raise errors.ConfigError(
-        "--checkpoint=%s: %s; quantization rebuilds the network from it" %
-        (FLAGS.checkpoint, e)) from None
-  if FLAGS.model and FLAGS.model != spec["model"]:
-    raise errors.ConfigError(
-        "--model=%s, but --checkpoint=%s holds %s (drop --model)" %
-        (FLAGS.model, FLAGS.checkpoint, spec["model"]))
-  if FLAGS["width_multiplier"].present:
-    raise errors.ConfigError(
-        "--width_multiplier: the architecture comes from --checkpoint's "
-        "model_spec.json (%s)" % (spec["model_options"],))
-  masked = pruning.checkpoint_masks(prefix)
-  if masked:
-    raise errors.ConfigError(
-        "--checkpoint=%s holds pruning masks (%s): point it at the stripped/ "
-        "folder of that run" % (FLAGS.checkpoint, ", ".join(masked)))
-  return spec["model"], dict(spec["model_options"] or {}), spec
-
-
 def float_accuracy(prefix, network_fn, scope, splits):
   """Test accuracy of the plain (float) network restored from `prefix`."""
   # pylint: disable=g-import-not-at-top
@@ -185,8 +156,8 @@ def quantize_model():
   # pylint: enable=g-import-not-at-top
   config = common_flags.training_config()
   loop.validate_config(config)
-  source = checkpoints.resolve_checkpoint(FLAGS.checkpoint)
-  model, options, source_spec = source_model(source)
+  source, model, options, source_spec = common_flags.fine_tune_source(
+      "quantization")
   out_dir = FLAGS.output_dir or os.path.join(FLAGS.train_dir, "export")
   formats = export_lib.parse_formats(FLAGS.formats)
   if FLAGS.export and not FLAGS.overwrite:
