@@ -16,7 +16,7 @@ with open("distill_v1/__init__.py", encoding="utf-8") as f:
 
 TF_RANGE = ">=2.16,<2.22"
 BINARIES = ("train", "distill", "evaluate", "prune", "export", "predict",
-            "compress", "quantize")
+            "compress", "quantize", "benchmark")
 
 setuptools.setup(
     name="distill_v1",
