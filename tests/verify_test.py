@@ -191,3 +191,16 @@ def test_runner_reports_a_broken_file_as_an_error(tmp_path):
                                   np.zeros([2], np.int64),
                                   np.zeros([1, 8, 8, 1], np.float32), 0, 1)
   assert result["error"].startswith("cannot load TFLite model")
+
+
+def test_every_runtime_reports_its_inputs_and_outputs(frozen, tmp_path):
+  path = str(tmp_path / frozen_graph.FILENAME)
+  frozen_graph.write_frozen_graph(frozen.graph_def, path)
+  model = verify_runner.load_exported_model(path)
+  try:
+    details = model.details()
+  finally:
+    model.close()
+  assert details == {
+      "inputs": {"images:0": {"dtype": "float32", "shape": [None, 8, 8, 1]}},
+      "outputs": {"logits:0": {"dtype": "float32", "shape": [None, 3]}}}

@@ -111,7 +111,8 @@ class ExportedModel(object):
     return _timings(lambda: self._run(image), warmup, repeats)
 
   def details(self):
-    return {}
+    """The model's input and output names, dtypes and shapes."""
+    raise NotImplementedError
 
   def close(self):
     pass
@@ -143,6 +144,13 @@ class FrozenGraphModel(ExportedModel):
 
   def _run(self, images):
     return self._sess.run(self._logits, feed_dict={self._images: images})
+
+  def details(self):
+    describe = lambda t: {"dtype": t.dtype.name,
+                          "shape": (t.shape.as_list()
+                                    if t.shape.rank is not None else None)}
+    return {"inputs": {self._images.name: describe(self._images)},
+            "outputs": {self._logits.name: describe(self._logits)}}
 
   def close(self):
     self._sess.close()
