@@ -67,6 +67,28 @@ def step_of(prefix):
   return int(tail) if tail.isdigit() else None
 
 
+def make_model_spec(model, model_options, splits, dataset, **extra):
+  """The model_spec.json of `model` trained on `splits` (plus `extra` keys).
+
+  Args:
+    model: model-zoo name.
+    model_options: dict of network options.
+    splits: datasets.DataSplits (class count, image shape, class names).
+    dataset: the data set's name as given by the user (e.g. "npz:PATH").
+    **extra: additional keys (e.g. distilled_from, temperature).
+  """
+  spec = {
+      "model": model,
+      "model_options": dict(model_options or {}),
+      "num_classes": int(splits.num_classes),
+      "image_shape": [int(d) for d in splits.image_shape],
+      "class_names": list(splits.class_names),
+      "dataset": dataset,
+  }
+  spec.update(extra)
+  return spec
+
+
 def write_model_spec(train_dir, spec):
   """Writes `model_spec.json` (atomically) after checking its keys."""
   missing = [k for k in MODEL_SPEC_KEYS if k not in spec]

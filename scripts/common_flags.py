@@ -214,9 +214,7 @@ def magnitude_pruning_hparams(scope, total_steps, prefix="prune_"):
   begin, end, frequency = (value("begin_step"), value("end_step"),
                            value("frequency"))
   if end is None:
-    span = max(int(round((2.0 * total_steps / 3.0 - begin) / frequency)),
-               1) * frequency
-    end = begin + span
+    end = pruning.default_end_step(total_steps, begin, frequency)
   elif end <= begin:
     raise errors.ConfigError("--%s=%d must be > --%s=%d" %
                              (name("end_step"), end, name("begin_step"),
@@ -229,20 +227,16 @@ def magnitude_pruning_hparams(scope, total_steps, prefix="prune_"):
       min_kernel_size=min_kernel_size)
 
 
-def steps_of_run(num_examples):
-  """Training steps of --epochs over `num_examples` in --batch_size batches."""
-  steps_per_epoch = -(-num_examples // FLAGS.batch_size)
-  return max(int(round(FLAGS.epochs * steps_per_epoch)), 1)
-
-
 def with_pruning(model_fn, splits):
   """Wraps model_fn with masks when --prune_* asks for it.
 
   Returns:
     (model_fn, PruningHParams or None).
   """
+  from distill_v1.training import loop  # pylint: disable=g-import-not-at-top
   hparams = magnitude_pruning_hparams(
-      FLAGS.model, steps_of_run(len(splits.train_labels)))
+      FLAGS.model, loop.steps_of_run(len(splits.train_labels),
+                                     FLAGS.batch_size, FLAGS.epochs))
   if hparams is None:
     return model_fn, None
   from distill_v1.compression import pruning  # pylint: disable=g-import-not-at-top
@@ -311,6 +305,19 @@ def fine_tune_source(purpose):
   return prefix, spec["model"], dict(spec["model_options"] or {}), spec
 
 
+def check_source_fits_data(source_spec, splits):
+  """Refuses a --checkpoint trained on other classes or image shapes."""
+  image_shape = [int(d) for d in splits.image_shape]
+  if (source_spec["num_classes"] != splits.num_classes or
+      list(source_spec["image_shape"]) != image_shape):
+    raise errors.ConfigError(
+        "--checkpoint=%s was trained on %d classes of %s images, --dataset=%s "
+        "has %d classes of %s" %
+        (FLAGS.checkpoint, source_spec["num_classes"],
+         source_spec["image_shape"], FLAGS.dataset, splits.num_classes,
+         image_shape))
+
+
 def model_options():
   """Options forwarded to `nets_factory.get_network_fn` for --model."""
   if FLAGS.model == "mobilenet_v1":
@@ -320,16 +327,9 @@ def model_options():
 
 def model_spec(splits, **extra):
   """The model_spec.json of a run of --model on `splits` (plus `extra`)."""
-  spec = {
-      "model": FLAGS.model,
-      "model_options": model_options(),
-      "num_classes": int(splits.num_classes),
-      "image_shape": [int(d) for d in splits.image_shape],
-      "class_names": list(splits.class_names),
-      "dataset": FLAGS.dataset,
-  }
-  spec.update(extra)
-  return spec
+  from distill_v1 import checkpoints  # pylint: disable=g-import-not-at-top
+  return checkpoints.make_model_spec(FLAGS.model, model_options(), splits,
+                                     FLAGS.dataset, **extra)
 
 
 def print_final(metrics):

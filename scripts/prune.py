@@ -131,17 +131,9 @@ def prune_model():
   splits = datasets.load_dataset(FLAGS.dataset, data_dir=FLAGS.data_dir,
                                  validation_size=FLAGS.validation_size,
                                  seed=FLAGS.seed)
-  image_shape = [int(d) for d in splits.image_shape]
-  if (source_spec["num_classes"] != splits.num_classes or
-      list(source_spec["image_shape"]) != image_shape):
-    raise errors.ConfigError(
-        "--checkpoint=%s was trained on %d classes of %s images, --dataset=%s "
-        "has %d classes of %s" %
-        (FLAGS.checkpoint, source_spec["num_classes"],
-         source_spec["image_shape"], FLAGS.dataset, splits.num_classes,
-         image_shape))
-  steps_per_epoch = -(-len(splits.train_labels) // config.batch_size)
-  total_steps = max(int(round(config.epochs * steps_per_epoch)), 1)
+  common_flags.check_source_fits_data(source_spec, splits)
+  total_steps = loop.steps_of_run(len(splits.train_labels),
+                                  config.batch_size, config.epochs)
   if config.max_steps:
     total_steps = min(total_steps, config.max_steps)
   hparams = common_flags.magnitude_pruning_hparams(model, total_steps,
@@ -160,7 +152,7 @@ def prune_model():
   if FLAGS.structured_fraction:
     plan = structured.plan_structured_pruning(
         source, model, options, FLAGS.structured_fraction,
-        image_shape=image_shape, num_classes=splits.num_classes)
+        image_shape=splits.image_shape, num_classes=splits.num_classes)
     new_options = plan.new_model_options
     init_dir = os.path.join(FLAGS.train_dir, "structured_init")
     if fresh:
@@ -191,18 +183,11 @@ def prune_model():
     model_fn = pruning.wrap_model_fn(model_fn, hparams)
   if fresh:
     model_fn = pruning.init_from_checkpoint(model_fn, init_prefix, model)
-  spec = {
-      "model": model,
-      "model_options": new_options,
-      "num_classes": int(splits.num_classes),
-      "image_shape": image_shape,
-      "class_names": list(splits.class_names),
-      "dataset": FLAGS.dataset,
-      "pruned_from": source,
-      "pruning_hparams": (pruning.hparams_dict(hparams)
-                          if hparams is not None else None),
-      "structured_fraction": FLAGS.structured_fraction,
-  }
+  spec = checkpoints.make_model_spec(
+      model, new_options, splits, FLAGS.dataset, pruned_from=source,
+      pruning_hparams=(pruning.hparams_dict(hparams)
+                       if hparams is not None else None),
+      structured_fraction=FLAGS.structured_fraction)
   if FLAGS.distill_from_original:
     spec.update(distilled_from=["%s:%s" % (model, source)],
                 temperature=FLAGS.temperature, alpha=FLAGS.alpha)

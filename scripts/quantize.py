@@ -170,15 +170,7 @@ def quantize_model():
   splits = datasets.load_dataset(FLAGS.dataset, data_dir=FLAGS.data_dir,
                                  validation_size=FLAGS.validation_size,
                                  seed=FLAGS.seed)
-  image_shape = [int(d) for d in splits.image_shape]
-  if (source_spec["num_classes"] != splits.num_classes or
-      list(source_spec["image_shape"]) != image_shape):
-    raise errors.ConfigError(
-        "--checkpoint=%s was trained on %d classes of %s images, --dataset=%s "
-        "has %d classes of %s" %
-        (FLAGS.checkpoint, source_spec["num_classes"],
-         source_spec["image_shape"], FLAGS.dataset, splits.num_classes,
-         image_shape))
+  common_flags.check_source_fits_data(source_spec, splits)
 
   hparams = quantize.validate_hparams(
       quantize.QuantizeHParams(scope=model, ema_decay=FLAGS.ema_decay),
@@ -196,16 +188,9 @@ def quantize_model():
       hparams)
   if fresh:
     model_fn = pruning.init_from_checkpoint(model_fn, source, model)
-  spec = {
-      "model": model,
-      "model_options": options,
-      "num_classes": int(splits.num_classes),
-      "image_shape": image_shape,
-      "class_names": list(splits.class_names),
-      "dataset": FLAGS.dataset,
-      "quantized_from": source,
-      "quantization": quantize.hparams_dict(hparams),
-  }
+  spec = checkpoints.make_model_spec(
+      model, options, splits, FLAGS.dataset, quantized_from=source,
+      quantization=quantize.hparams_dict(hparams))
   print("quantization-aware training: 8-bit weights (symmetric, per kernel) "
         "and activations (moving-average ranges, decay %g), scope %s" %
         (hparams.ema_decay, model))

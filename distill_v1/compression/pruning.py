@@ -273,6 +273,18 @@ def parse_pruning_hparams(text, hparams=None, source="pruning hparams"):
   return result
 
 
+def default_end_step(total_steps, begin_step=0, frequency=10):
+  """Where the schedule ends when not given: two thirds into the run.
+
+  Rounded to a multiple of `frequency` after `begin_step` (at least one
+  update), so the target sparsity is reached and the last third of the run
+  recovers from it.
+  """
+  span = max(int(round((2.0 * total_steps / 3.0 - begin_step) / frequency)),
+             1) * frequency
+  return begin_step + span
+
+
 def gradual_pruning_hparams(target_sparsity, begin_step, end_step,
                             frequency=10, initial_sparsity=0.0, exponent=3.0,
                             scope="", min_kernel_size=0, do_not_prune=()):

@@ -11,6 +11,7 @@ import time
 
 import numpy as np
 
+from distill_v1 import checkpoints
 from distill_v1.compat import tf
 from distill_v1.data import input_pipeline
 
@@ -151,10 +152,8 @@ def training_examples_per_sec(model, splits, epochs=2.0, batch_size=128,
                          batch_size=batch_size, learning_rate=learning_rate,
                          log_every_steps=1000000, summary_every_steps=1000000,
                          save_every_steps=0),
-        {"model": model, "model_options": model_options or {},
-         "num_classes": int(splits.num_classes),
-         "image_shape": list(splits.image_shape),
-         "class_names": list(splits.class_names), "dataset": splits.name},
+        checkpoints.make_model_spec(model, model_options, splits,
+                                    splits.name),
         stream=_Silent())
   finally:
     shutil.rmtree(train_dir, ignore_errors=True)

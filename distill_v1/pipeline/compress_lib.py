@@ -166,13 +166,8 @@ class _Job(object):
   # ---------------------------------------------------------------- helpers
 
   def _spec(self, model, options, **extra):
-    spec = {"model": model, "model_options": dict(options),
-            "num_classes": int(self.splits.num_classes),
-            "image_shape": [int(d) for d in self.splits.image_shape],
-            "class_names": list(self.splits.class_names),
-            "dataset": self.config["dataset"]}
-    spec.update(extra)
-    return spec
+    return checkpoints.make_model_spec(model, options, self.splits,
+                                       self.config["dataset"], **extra)
 
   def _train_config(self, train_dir, epochs, optimizer, learning_rate,
                     decay="none", weight_decay=0.0):
@@ -361,8 +356,8 @@ class _Job(object):
     else:
       model_fn, extras = self._distillation_fn(teacher, student_fn, model)
     model_fn = pruning.init_from_checkpoint(model_fn, source, model)
-    steps = max(int(round(c["prune_epochs"] * -(-len(
-        self.splits.train_labels) // c["batch_size"]))), 1)
+    steps = loop.steps_of_run(len(self.splits.train_labels),
+                              c["batch_size"], c["prune_epochs"])
     hparams = None
     if c["target_sparsity"]:
       # Masks change every 10 steps, more often in a short run, so that the
@@ -371,8 +366,7 @@ class _Job(object):
       frequency = min(10, max(1, steps // 3))
       hparams = pruning.gradual_pruning_hparams(
           target_sparsity=c["target_sparsity"], begin_step=0,
-          end_step=max(frequency * int(round(2.0 * steps / 3 / frequency)),
-                       frequency),
+          end_step=pruning.default_end_step(steps, 0, frequency),
           frequency=frequency, scope=model)
       model_fn = pruning.wrap_model_fn(model_fn, hparams)
     loop.train(model_fn, self.splits,

@@ -94,6 +94,16 @@ class TrainConfig(_TrainConfig):
         max_steps)
 
 
+def steps_of_run(num_examples, batch_size, epochs):
+  """Training steps of `epochs` passes over `num_examples` (>= 1).
+
+  An epoch is ceil(num_examples / batch_size) steps; fractional epochs round
+  to the nearest step.
+  """
+  steps_per_epoch = -(-int(num_examples) // int(batch_size))
+  return max(int(round(epochs * steps_per_epoch)), 1)
+
+
 def validate_config(config):
   """Raises ConfigError for values no run can use."""
   if not config.train_dir:
@@ -268,7 +278,8 @@ def train(model_fn, splits, config, model_spec, stream=None,
     # The learning-rate schedule spans `epochs`; max_steps only stops the
     # run earlier, so a run stopped there and resumed sees the same rates as
     # an uninterrupted one.
-    schedule_steps = max(int(round(config.epochs * steps_per_epoch)), 1)
+    schedule_steps = steps_of_run(train_input.num_examples,
+                                  config.batch_size, config.epochs)
     total_steps = schedule_steps
     if config.max_steps is not None:
       total_steps = max(min(total_steps, config.max_steps), 1)
@@ -392,17 +403,19 @@ def train(model_fn, splits, config, model_spec, stream=None,
             while step < epoch_end:
               want_summary = (config.summary_every_steps > 0 and
                               (step + 1) % config.summary_every_steps == 0)
-              fetches = [train_op, train_input.labels, scalar_tensors]
+              fetches = [train_op, scalar_tensors]
               if want_summary:
                 fetches.append(summary_op)
               t0 = time.time()
               results = sess.run(fetches)
               train_time += time.time() - t0
+              # Only an epoch's last batch is short.
+              batch = min(config.batch_size, train_input.num_examples -
+                          (step - epoch * steps_per_epoch) * config.batch_size)
               step += 1
-              batch = len(results[1])
               epoch_examples += batch
               log.add_examples(batch)
-              values = results[2]
+              values = results[1]
               if not np.isfinite(values[0]):
                 raise errors.ConfigError(
                     "loss became %s at step %d; the last good checkpoint is %s. "
@@ -413,7 +426,7 @@ def train(model_fn, splits, config, model_spec, stream=None,
                 window[name] += float(value)
               window_steps += 1
               if want_summary:
-                writer.add_summary(results[3], step)
+                writer.add_summary(results[2], step)
               if config.log_every_steps > 0 and step % config.log_every_steps == 0:
                 rate = log.examples_per_sec()
                 writer.add_summary(_scalar_summary("examples_per_sec", rate), step)
