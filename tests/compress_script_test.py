@@ -39,21 +39,10 @@ def _parse(argv):
 
 
 def _run(argv):
-  """Parses `argv` as app.run does and calls main; returns the exit code."""
-  with flagsaver.flagsaver():
-    try:
-      compress.main(_parse(argv))
-    except SystemExit as e:
-      return e.code
-  return 0
+  return conftest.run_binary("compress", argv)
 
 
-def _error_line(err):
-  assert "Traceback" not in err
-  lines = [line for line in err.strip().splitlines()
-           if not line.startswith("Pass --helpshort or --helpfull")]
-  assert len(lines) == 1, err
-  return lines[0]
+_error_line = conftest.error_line
 
 
 # ---------------------------------------------------------------------------

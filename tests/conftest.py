@@ -41,3 +41,39 @@ def load_script(name):
   module = importlib.import_module("scripts." + name)
   _loaded.update(name=name, module=module)
   return module
+
+
+def run_binary(name, argv):
+  """Parses `argv` as app.run does and calls the binary's main.
+
+  Args:
+    name: binary name, e.g. "train".
+    argv: flags, without the program name.
+
+  Returns:
+    The exit code (0 when main returns).
+  """
+  # pylint: disable=g-import-not-at-top
+  from absl import app
+  from absl.testing import flagsaver
+  # pylint: enable=g-import-not-at-top
+  module = load_script(name)
+  with flagsaver.flagsaver():
+    flags.FLAGS.unparse_flags()
+    try:
+      module.main(app.parse_flags_with_usage([name] + argv))
+    except SystemExit as e:
+      return e.code
+  return 0
+
+
+def error_line(err):
+  """The one error line of stderr (absl adds a `Pass --helpshort` hint).
+
+  Fails the test when stderr holds a traceback or more than one line.
+  """
+  assert "Traceback" not in err
+  lines = [line for line in err.strip().splitlines()
+           if not line.startswith("Pass --helpshort or --helpfull")]
+  assert len(lines) == 1, err
+  return lines[0]

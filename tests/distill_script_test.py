@@ -4,9 +4,7 @@ tiny IDX folder (online, resumed, cached) and the Hinton MNIST flagfiles."""
 import json
 import os
 
-from absl import app
 from absl import flags
-from absl.testing import flagsaver
 import numpy as np
 import pytest
 
@@ -36,29 +34,14 @@ def data_dir(tmp_path_factory):
 
 
 def _run_binary(name, argv):
-  """Parses `argv` as app.run does and calls main; returns the exit code."""
-  module = conftest.load_script(name)
-  with flagsaver.flagsaver():
-    FLAGS.unparse_flags()
-    try:
-      remaining = app.parse_flags_with_usage([name] + argv)
-      module.main(remaining)
-    except SystemExit as e:
-      return e.code
-  return 0
+  return conftest.run_binary(name, argv)
 
 
 def _run(argv):
   return _run_binary("distill", argv)
 
 
-def _error_line(err):
-  """The one error line of stderr (absl adds a `Pass --helpshort` hint)."""
-  assert "Traceback" not in err
-  lines = [line for line in err.strip().splitlines()
-           if not line.startswith("Pass --helpshort or --helpfull")]
-  assert len(lines) == 1, err
-  return lines[0]
+_error_line = conftest.error_line
 
 
 @pytest.fixture(scope="module")

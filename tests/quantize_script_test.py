@@ -5,9 +5,7 @@ import io
 import json
 import os
 
-from absl import app
 from absl import flags
-from absl.testing import flagsaver
 import numpy as np
 import pytest
 
@@ -16,8 +14,6 @@ from distill_v1.compat import tf
 from distill_v1.compression import pruning
 from distill_v1.data import datasets
 from distill_v1.evaluation import verify_runner
-from distill_v1.models import nets_factory
-from distill_v1.training import loop
 from tests import conftest
 from tests import testing_utils
 
@@ -43,41 +39,15 @@ def data_dir(tmp_path_factory):
 @pytest.fixture(scope="module")
 def source(data_dir, tmp_path_factory):
   """A cnn_student trained for 24 steps: the float model to quantize."""
-  train_dir = str(tmp_path_factory.mktemp("source"))
-  splits = datasets.load_dataset("fashion_mnist", data_dir=data_dir)
-  model_fn = loop.classifier_model_fn(
-      nets_factory.get_network_fn("cnn_student"), splits.num_classes,
-      "cnn_student")
-  spec = {"model": "cnn_student", "model_options": {},
-          "num_classes": splits.num_classes,
-          "image_shape": list(splits.image_shape),
-          "class_names": list(splits.class_names),
-          "dataset": "fashion_mnist"}
-  loop.train(model_fn, splits,
-             loop.TrainConfig(train_dir, epochs=3, batch_size=32,
-                              learning_rate=0.1, log_every_steps=100),
-             spec, stream=io.StringIO())
-  return train_dir
+  return testing_utils.train_source_model(
+      str(tmp_path_factory.mktemp("source")), data_dir, epochs=3)
 
 
 def _run(argv):
-  """Parses `argv` as app.run does and calls main; returns the exit code."""
-  with flagsaver.flagsaver():
-    FLAGS.unparse_flags()
-    try:
-      remaining = app.parse_flags_with_usage(["quantize"] + argv)
-      quantize.main(remaining)
-    except SystemExit as e:
-      return e.code
-  return 0
+  return conftest.run_binary("quantize", argv)
 
 
-def _error_line(err):
-  assert "Traceback" not in err
-  lines = [line for line in err.strip().splitlines()
-           if not line.startswith("Pass --helpshort or --helpfull")]
-  assert len(lines) == 1, err
-  return lines[0]
+_error_line = conftest.error_line
 
 
 def _common(data_dir, source, train_dir):

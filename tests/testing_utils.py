@@ -98,3 +98,29 @@ def write_fashion_mnist_idx(folder, num_train=256, num_test=64, size=28,
                   labels)
     arrays[split] = (images, labels)
   return folder, arrays
+
+
+def train_source_model(train_dir, data_dir, epochs, model="cnn_student"):
+  """Trains `model` on the IDX folder `data_dir` (batch 32, SGD 0.1).
+
+  The checkpoint the fine-tuning binaries (prune, quantize) start from.
+
+  Returns:
+    train_dir.
+  """
+  # pylint: disable=g-import-not-at-top
+  import io
+  from distill_v1 import checkpoints
+  from distill_v1.data import datasets
+  from distill_v1.models import nets_factory
+  from distill_v1.training import loop
+  # pylint: enable=g-import-not-at-top
+  splits = datasets.load_dataset("fashion_mnist", data_dir=data_dir)
+  model_fn = loop.classifier_model_fn(nets_factory.get_network_fn(model),
+                                      splits.num_classes, model)
+  loop.train(model_fn, splits,
+             loop.TrainConfig(train_dir, epochs=epochs, batch_size=32,
+                              learning_rate=0.1, log_every_steps=100),
+             checkpoints.make_model_spec(model, {}, splits, "fashion_mnist"),
+             stream=io.StringIO())
+  return train_dir

@@ -6,7 +6,6 @@ import os
 import subprocess
 import sys
 
-from absl import app
 from absl import flags
 from absl.testing import flagsaver
 import numpy as np
@@ -37,24 +36,10 @@ def data_dir(tmp_path_factory):
 
 
 def _run(argv):
-  """Parses `argv` as app.run does and calls main; returns the exit code."""
-  with flagsaver.flagsaver():
-    FLAGS.unparse_flags()
-    try:
-      remaining = app.parse_flags_with_usage(["train"] + argv)
-      train.main(remaining)
-    except SystemExit as e:
-      return e.code
-  return 0
+  return conftest.run_binary("train", argv)
 
 
-def _error_line(err):
-  """The one error line of stderr (absl adds a `Pass --helpshort` hint)."""
-  assert "Traceback" not in err
-  lines = [line for line in err.strip().splitlines()
-           if not line.startswith("Pass --helpshort or --helpfull")]
-  assert len(lines) == 1, err
-  return lines[0]
+_error_line = conftest.error_line
 
 
 def test_missing_train_dir(capsys, data_dir):
