@@ -23,6 +23,57 @@ OPTIMIZERS = ("sgd", "momentum", "adam", "rmsprop")
 LEARNING_RATE_DECAYS = ("none", "exponential", "piecewise", "cosine")
 
 
+# Kept in step with distill_v1.export.export_lib.FORMATS (not imported here
+# so that `--helpfull` does not need TensorFlow to start).
+EXPORT_FORMATS = ("frozen_graph", "saved_model", "float32", "dynamic_range",
+                  "float16", "int8")
+
+
+def define_export_flags(default_folder):
+  """Flags of a binary that exports and verifies the exports.
+
+  Args:
+    default_folder: words naming the default --output_dir, e.g.
+      "<checkpoint dir>/export".
+  """
+  flags.DEFINE_string(
+      "output_dir", None,
+      "Folder the exports go to (default: %s)." % default_folder)
+  flags.DEFINE_list(
+      "formats", ["all"],
+      "Comma-separated export formats: all, or some of %s." %
+      ", ".join(EXPORT_FORMATS))
+  flags.DEFINE_boolean("overwrite", False,
+                       "Replace existing export files instead of refusing.")
+  flags.DEFINE_boolean(
+      "verify", True,
+      "Read every exported file back in a fresh process with its real "
+      "runtime and compare it with the session it was exported from (fails "
+      "the export beyond tolerance).")
+  flags.DEFINE_integer(
+      "num_compare_examples", 200,
+      "Test images whose logits are compared between the session and each "
+      "file.", lower_bound=1)
+  flags.DEFINE_integer(
+      "max_test_examples", None,
+      "Score only the first N test images in verification (default: all).",
+      lower_bound=1)
+  flags.DEFINE_integer("latency_repeats", 100,
+                       "Timed single-image calls per format in "
+                       "verification; the median is reported.", lower_bound=1)
+  flags.register_validator(
+      "formats",
+      lambda value: value == ["all"] or (
+          bool(value) and all(f in EXPORT_FORMATS for f in value) and
+          len(set(value)) == len(value)),
+      message="--formats must be 'all' or distinct names among %s" %
+      ", ".join(EXPORT_FORMATS))
+  flags.register_validator(
+      "output_dir", lambda value: value is None or bool(value.strip()),
+      message="--output_dir must not be empty (leave it out for the "
+      "default)")
+
+
 def define_data_flags():
   flags.DEFINE_string(
       "dataset", "fashion_mnist",

@@ -42,28 +42,11 @@ else:
 
 FLAGS = flags.FLAGS
 
-# Kept in step with distill_v1.export.export_lib.FORMATS (not imported here
-# so that `--helpfull` does not need TensorFlow to start).
-FORMATS = ("frozen_graph", "saved_model", "float32", "dynamic_range",
-           "float16", "int8")
-
 flags.DEFINE_string(
     "checkpoint", None,
     "Checkpoint prefix (dir/model.ckpt-<step>) or training directory (its "
     "latest checkpoint is used).")
-flags.DEFINE_string(
-    "output_dir", None,
-    "Folder the exports go to (default: <checkpoint dir>/export).")
-flags.DEFINE_list(
-    "formats", ["all"],
-    "Comma-separated formats: all, or some of %s." % ", ".join(FORMATS))
-flags.DEFINE_boolean("overwrite", False,
-                     "Replace existing export files instead of refusing.")
-flags.DEFINE_boolean(
-    "verify", True,
-    "Read every file back in a fresh process with its real runtime and "
-    "compare it with the checkpoint's session (fails the export beyond "
-    "tolerance).")
+common_flags.define_export_flags("<checkpoint dir>/export")
 flags.DEFINE_string(
     "dataset", None,
     "Data set for int8 calibration (training split) and verification (test "
@@ -78,17 +61,6 @@ flags.DEFINE_integer(
     "Training images that calibrate the int8 activation ranges.",
     lower_bound=1)
 flags.DEFINE_integer("seed", 0, "Seed of the calibration sample.")
-flags.DEFINE_integer(
-    "num_compare_examples", 200,
-    "Test images whose logits are compared between the session and each "
-    "file.", lower_bound=1)
-flags.DEFINE_integer(
-    "max_test_examples", None,
-    "Score only the first N test images in verification (default: all).",
-    lower_bound=1)
-flags.DEFINE_integer("latency_repeats", 100,
-                     "Timed single-image calls per format; the median is "
-                     "reported.", lower_bound=1)
 flags.DEFINE_integer("saved_model_version", 1,
                      "Version folder of the SavedModel (saved_model/<n>/).",
                      lower_bound=1)
@@ -99,16 +71,6 @@ flags.DEFINE_boolean(
 flags.mark_flag_as_required("checkpoint")
 flags.register_validator("checkpoint", bool,
                          message="--checkpoint must not be empty")
-flags.register_validator(
-    "formats",
-    lambda value: value == ["all"] or (
-        bool(value) and all(f in FORMATS for f in value) and
-        len(set(value)) == len(value)),
-    message="--formats must be 'all' or distinct names among %s" %
-    ", ".join(FORMATS))
-flags.register_validator(
-    "output_dir", lambda value: value is None or bool(value.strip()),
-    message="--output_dir must not be empty (leave it out for the default)")
 
 
 def _output_dir(prefix):

@@ -70,34 +70,13 @@ flags.register_validator("alpha", lambda a: 0.0 <= a <= 1.0,
 
 def measure(prefix, model, options, splits):
   """Test accuracy, trainable parameters and FLOPs of a plain checkpoint."""
-  # pylint: disable=g-import-not-at-top
-  from distill_v1 import checkpoints
-  from distill_v1.compat import tf
-  from distill_v1.evaluation import accuracy
-  from distill_v1.evaluation import model_stats
-  from distill_v1.models import nets_factory
-  # pylint: enable=g-import-not-at-top
-  network_fn = nets_factory.get_network_fn(model, **options)
-  with tf.Graph().as_default() as graph:
-    images = tf.compat.v1.placeholder(
-        tf.float32, [None] + list(splits.image_shape), name="images")
-    logits, _ = network_fn(images, splits.num_classes, is_training=False,
-                           scope=model)
-    params = model_stats.trainable_params(model)
-    with tf.compat.v1.Session(graph=graph) as sess:
-      checkpoints.restore_variables(sess, prefix,
-                                    model_stats.scope_variables(model),
-                                    model_name=model)
-      test_accuracy, _, _ = accuracy.evaluate_arrays(
-          sess, images, logits, splits.test_images, splits.test_labels,
-          FLAGS.eval_batch_size)
-  return {
-      "checkpoint": prefix,
-      "test_accuracy": test_accuracy,
-      "params": params,
-      "flops_per_example": model_stats.flops_per_example(
-          network_fn, splits.image_shape, splits.num_classes),
-  }
+  from distill_v1.evaluation import evaluate_lib  # pylint: disable=g-import-not-at-top
+  result = evaluate_lib.evaluate_checkpoint(
+      prefix, splits=splits, model=model, model_options=options,
+      batch_size=FLAGS.eval_batch_size, latency_batch_sizes=())
+  return {"checkpoint": prefix, "test_accuracy": result["test_accuracy"],
+          "params": result["params"],
+          "flops_per_example": result["flops_per_example"]}
 
 
 def _line(label, m):

@@ -43,11 +43,6 @@ else:
 
 FLAGS = flags.FLAGS
 
-# Kept in step with distill_v1.export.export_lib.FORMATS (not imported here
-# so that `--helpfull` does not need TensorFlow to start).
-FORMATS = ("frozen_graph", "saved_model", "float32", "dynamic_range",
-           "float16", "int8")
-
 common_flags.define_training_flags(default_model=None,
                                    default_learning_rate=0.01)
 # Fine-tuning, not training from scratch: one epoch unless told otherwise.
@@ -63,75 +58,18 @@ flags.DEFINE_float(
     "step (the first step sets the batch range).")
 flags.DEFINE_boolean("export", True,
                      "Export the QAT checkpoint after fine-tuning.")
-flags.DEFINE_string(
-    "output_dir", None,
-    "Folder the exports go to (default: <train_dir>/export).")
-flags.DEFINE_list(
-    "formats", ["all"],
-    "Comma-separated export formats: all, or some of %s." %
-    ", ".join(FORMATS))
-flags.DEFINE_boolean("overwrite", False,
-                     "Replace existing export files instead of refusing.")
-flags.DEFINE_boolean(
-    "verify", True,
-    "Read every exported file back in a fresh process with its real runtime "
-    "and compare it with the QAT session (fails the export beyond "
-    "tolerance).")
+common_flags.define_export_flags("<train_dir>/export")
 flags.DEFINE_integer(
     "num_calibration_examples", 200,
     "Training images handed to the converter with the int8 conversion (the "
     "trained ranges decide the quantization; these only fill a range a "
     "tensor without fake quant lacks).", lower_bound=1)
-flags.DEFINE_integer(
-    "num_compare_examples", 200,
-    "Test images whose logits are compared between the session and each "
-    "file.", lower_bound=1)
-flags.DEFINE_integer(
-    "max_test_examples", None,
-    "Score only the first N test images in verification (default: all).",
-    lower_bound=1)
-flags.DEFINE_integer("latency_repeats", 100,
-                     "Timed single-image calls per format in verification; "
-                     "the median is reported.", lower_bound=1)
 
 flags.mark_flag_as_required("checkpoint")
 flags.register_validator("checkpoint", bool,
                          message="--checkpoint must not be empty")
 flags.register_validator("ema_decay", lambda v: 0.0 <= v < 1.0,
                          message="--ema_decay must be in [0, 1)")
-flags.register_validator(
-    "formats",
-    lambda value: value == ["all"] or (
-        bool(value) and all(f in FORMATS for f in value) and
-        len(set(value)) == len(value)),
-    message="--formats must be 'all' or distinct names among %s" %
-    ", ".join(FORMATS))
-flags.register_validator(
-    "output_dir", lambda value: value is None or bool(value.strip()),
-    message="--output_dir must not be empty (leave it out for the default)")
-
-
-def float_accuracy(prefix, network_fn, scope, splits):
-  """Test accuracy of the plain (float) network restored from `prefix`."""
-  # pylint: disable=g-import-not-at-top
-  from distill_v1 import checkpoints
-  from distill_v1.compat import tf
-  from distill_v1.evaluation import accuracy
-  from distill_v1.evaluation import model_stats
-  # pylint: enable=g-import-not-at-top
-  with tf.Graph().as_default() as graph:
-    images = tf.compat.v1.placeholder(
-        tf.float32, [None] + list(splits.image_shape), name="images")
-    logits, _ = network_fn(images, splits.num_classes, is_training=False,
-                           scope=scope)
-    with tf.compat.v1.Session(graph=graph) as sess:
-      checkpoints.restore_variables(sess, prefix,
-                                    model_stats.scope_variables(scope),
-                                    model_name=scope)
-      test_accuracy, _, _ = accuracy.evaluate_arrays(
-          sess, images, logits, splits.test_images, splits.test_labels,
-          FLAGS.eval_batch_size)
-  return test_accuracy
 
 
 def _bytes(n):
@@ -149,6 +87,7 @@ def quantize_model():
   from distill_v1.compression import pruning
   from distill_v1.compression import quantize
   from distill_v1.data import datasets
+  from distill_v1.evaluation import evaluate_lib
   from distill_v1.evaluation import verify
   from distill_v1.export import export_lib
   from distill_v1.models import nets_factory
@@ -177,8 +116,10 @@ def quantize_model():
       source="--ema_decay")
   network_fn = nets_factory.get_network_fn(model, **options)
   report = collections.OrderedDict([("model", model), ("source", source)])
-  report["float_test_accuracy"] = float_accuracy(source, network_fn, model,
-                                                 splits)
+  report["float_test_accuracy"] = evaluate_lib.evaluate_checkpoint(
+      source, splits=splits, model=model, model_options=options,
+      batch_size=FLAGS.eval_batch_size,
+      latency_batch_sizes=())["test_accuracy"]
   print("source (%s)  float test accuracy %.2f%%" %
         (model, 100 * report["float_test_accuracy"]))
 

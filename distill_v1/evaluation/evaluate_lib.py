@@ -89,7 +89,8 @@ def evaluate_checkpoint(checkpoint, splits=None, model=None,
                         model_options=None, batch_size=500,
                         latency_repeats=latency.DEFAULT_REPEATS,
                         latency_warmup=latency.DEFAULT_WARMUP, dataset=None,
-                        data_dir=None, session_config=None):
+                        data_dir=None, session_config=None,
+                        latency_batch_sizes=LATENCY_BATCH_SIZES):
   """Evaluates a checkpoint on the test split and measures the model.
 
   Args:
@@ -106,6 +107,8 @@ def evaluate_checkpoint(checkpoint, splits=None, model=None,
       `dataset`, else fashion_mnist.
     data_dir: folder of the data set files when `splits` is None.
     session_config: optional tf.compat.v1.ConfigProto.
+    latency_batch_sizes: batch sizes timed; () skips the latency runs
+      (`latency_ms` is then empty).
 
   Returns:
     A dict with the keys of RESULT_KEYS:
@@ -157,7 +160,7 @@ def evaluate_checkpoint(checkpoint, splits=None, model=None,
           latency.latency_key(b): latency.measure_latency(
               sess, logits, images, b, warmup=latency_warmup,
               repeats=latency_repeats)["median_ms"]
-          for b in LATENCY_BATCH_SIZES
+          for b in latency_batch_sizes
       }
 
   per_class = accuracy.per_class_accuracy(splits.test_labels, predictions,
