@@ -58,7 +58,6 @@ import os
 import re
 import shutil
 import tempfile
-import weakref
 
 import numpy as np
 
@@ -66,6 +65,7 @@ from distill_v1 import checkpoints
 from distill_v1 import errors
 from distill_v1 import fileio
 from distill_v1.compat import tf
+from distill_v1.compression import per_graph
 from distill_v1.models import layers
 
 MASK_SUFFIX = "_mask"
@@ -715,17 +715,10 @@ def wrap_model_fn(model_fn, hparams, per_layer_scalars=True):
     ConfigError: (when called) no kernel of the network matches the scope.
   """
   validate_hparams(hparams)
-  built = {"graph": None, "getter": None, "state": None}
-
-  def current(graph):
-    ref = built["graph"]
-    if ref is None or ref() is not graph:
-      getter, state = make_mask_getter(hparams)
-      built.update(graph=weakref.ref(graph), getter=getter, state=state)
-    return built["getter"], built["state"]
+  built = per_graph.PerGraph(lambda: make_mask_getter(hparams))
 
   def pruned_model_fn(images, labels, is_training, **kwargs):
-    getter, state = current(tf.compat.v1.get_default_graph())
+    getter, state = built.get()
     with tf.compat.v1.variable_scope(tf.compat.v1.get_variable_scope(),
                                      custom_getter=getter,
                                      auxiliary_name_scope=False):
@@ -748,13 +741,7 @@ def wrap_model_fn(model_fn, hparams, per_layer_scalars=True):
         lambda: mask_update_op(state, global_step, hparams),)
     return outputs._replace(scalars=scalars, after_step_fns=after)
 
-  def pruning_state():
-    ref = built["graph"]
-    if ref is None or ref() is not tf.compat.v1.get_default_graph():
-      return None
-    return built["state"]
-
-  pruned_model_fn.pruning_state = pruning_state
+  pruned_model_fn.pruning_state = built.state
   return pruned_model_fn
 
 

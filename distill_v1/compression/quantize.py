@@ -87,10 +87,10 @@ Usage:
 import collections
 import functools
 import numbers
-import weakref
 
 from distill_v1 import errors
 from distill_v1.compat import tf
+from distill_v1.compression import per_graph
 from distill_v1.models import layers
 
 NUM_BITS = 8
@@ -476,17 +476,10 @@ def wrap_model_fn(model_fn, hparams, range_summaries=True):
     ConfigError: bad hparams; (when called) no kernel under the scope.
   """
   validate_hparams(hparams)
-  built = {"graph": None, "getter": None, "state": None}
-
-  def current(graph):
-    ref = built["graph"]
-    if ref is None or ref() is not graph:
-      getter, state = make_weight_getter(hparams)
-      built.update(graph=weakref.ref(graph), getter=getter, state=state)
-    return built["getter"], built["state"]
+  built = per_graph.PerGraph(lambda: make_weight_getter(hparams))
 
   def quantized_model_fn(images, labels, is_training, **kwargs):
-    getter, state = current(tf.compat.v1.get_default_graph())
+    getter, state = built.get()
     transform = make_activation_transform(hparams, state, is_training)
     with tf.compat.v1.variable_scope(tf.compat.v1.get_variable_scope(),
                                      custom_getter=getter,
@@ -506,13 +499,7 @@ def wrap_model_fn(model_fn, hparams, range_summaries=True):
         lambda: range_update_op(state, hparams),)
     return outputs._replace(scalars=scalars, after_step_fns=after)
 
-  def quantize_state():
-    ref = built["graph"]
-    if ref is None or ref() is not tf.compat.v1.get_default_graph():
-      return None
-    return built["state"]
-
-  quantized_model_fn.quantize_state = quantize_state
+  quantized_model_fn.quantize_state = built.state
   return quantized_model_fn
 
 
