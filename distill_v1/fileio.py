@@ -79,3 +79,17 @@ def read_json(path):
     raise errors.DataError("cannot read %s: %s" % (path, e.strerror or e))
   except ValueError as e:
     raise errors.DataError("%s is not valid JSON: %s" % (path, e))
+
+
+def read_json_or_none(path):
+  """Reads a JSON file written by this toolkit; None when absent or bad.
+
+  For files the toolkit can rebuild (metrics, stage states): a damaged one
+  is treated as missing rather than stopping the run.
+  """
+  if not os.path.exists(path):
+    return None
+  try:
+    return read_json(path)
+  except errors.DataError:
+    return None

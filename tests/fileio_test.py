@@ -133,3 +133,13 @@ def test_written_files_get_the_umask_permissions(tmp_path):
     os.umask(old_umask)
   # As open() would create it, not mkstemp's 0600.
   assert os.stat(path).st_mode & 0o777 == 0o644
+
+
+def test_read_json_or_none(tmp_path):
+  path = str(tmp_path / "m.json")
+  assert fileio.read_json_or_none(path) is None
+  fileio.write_json(path, {"a": 1})
+  assert fileio.read_json_or_none(path) == {"a": 1}
+  with open(path, "w") as f:
+    f.write("{truncated")
+  assert fileio.read_json_or_none(path) is None

@@ -19,7 +19,6 @@ import os
 import shutil
 import time
 
-from distill_v1 import errors
 from distill_v1 import fileio
 
 STATE_FILENAME = "stage.json"
@@ -42,13 +41,7 @@ def fingerprint(inputs):
 
 def read_state(folder):
   """The stage.json of `folder`, or None when absent or unreadable."""
-  path = os.path.join(folder, STATE_FILENAME)
-  if not os.path.exists(path):
-    return None
-  try:
-    return fileio.read_json(path)
-  except errors.DataError:
-    return None
+  return fileio.read_json_or_none(os.path.join(folder, STATE_FILENAME))
 
 
 def run_stage(output_dir, name, inputs, fn, log=print):

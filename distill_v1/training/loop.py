@@ -205,17 +205,6 @@ class _EvalTower(object):
     return correct / float(n), loss_sum / float(n)
 
 
-def _load_history(train_dir, before_epoch):
-  path = os.path.join(train_dir, METRICS_FILENAME)
-  if not os.path.exists(path):
-    return []
-  try:
-    history = fileio.read_json(path).get("history", [])
-  except errors.DataError:
-    return []
-  return [h for h in history if h.get("epoch", 0) <= before_epoch]
-
-
 def _check_spec(train_dir, model_spec):
   """Refuses to resume a train_dir that holds another model's run."""
   path = os.path.join(train_dir, checkpoints.MODEL_SPEC_FILENAME)
@@ -377,14 +366,17 @@ def train(model_fn, splits, config, model_spec, stream=None,
 
         step = int(sess.run(global_step))
         start_epoch = step // steps_per_epoch
-        history = _load_history(train_dir, start_epoch)
+        metrics = fileio.read_json_or_none(
+            os.path.join(train_dir, METRICS_FILENAME))
+        # Epochs after the checkpoint's are retrained, so their entries go.
+        history = [h for h in (metrics or {}).get("history", [])
+                   if h.get("epoch", 0) <= start_epoch]
         if latest:
           log.write("resuming from %s (step %d, epoch %d)" %
                     (latest, step, start_epoch))
         if step >= total_steps:
           log.write("%s is already trained to step %d of %d; nothing to do" %
                     (train_dir, step, total_steps))
-        metrics = _read_metrics(train_dir)
         num_epochs = int(math.ceil(total_steps / float(steps_per_epoch)))
         scalar_names = list(scalars.keys())
         scalar_tensors = [scalars[k] for k in scalar_names]
@@ -492,16 +484,6 @@ def _printed(scalar_name):
   so a deep network does not make the progress line unreadable.
   """
   return "/" not in scalar_name or scalar_name.endswith("/total")
-
-
-def _read_metrics(train_dir):
-  path = os.path.join(train_dir, METRICS_FILENAME)
-  if not os.path.exists(path):
-    return None
-  try:
-    return fileio.read_json(path)
-  except errors.DataError:
-    return None
 
 
 def _metrics_from_history(model_name, step, history):
