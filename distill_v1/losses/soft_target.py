@@ -148,6 +148,33 @@ def _softened_cross_entropy(onehot_labels, student_logits, temperature,
   return tf.identity(loss, name="value")
 
 
+def _soft_loss(teacher, student_logits, temperature, scale_by_t_squared,
+               scope, to_probs):
+  """The shared body: checks, soft targets behind stop_gradient, the loss.
+
+  Args:
+    teacher: float tensor [batch, num_classes], logits or probabilities.
+    student_logits: float tensor [batch, num_classes].
+    temperature: validated float > 0.
+    scale_by_t_squared: multiply by T**2.
+    scope: name scope (default "soft_target_loss").
+    to_probs: fn(float32 teacher tensor) -> soft targets [batch, classes].
+  """
+  with tf.compat.v1.name_scope(scope, "soft_target_loss",
+                               [teacher, student_logits]) as name:
+    scope_name = name.rstrip("/")
+    teacher = tf.convert_to_tensor(teacher)
+    student_logits = tf.convert_to_tensor(student_logits)
+    _check_teacher_student(teacher, student_logits, scope_name)
+    onehot_labels = tf.stop_gradient(
+        to_probs(tf.cast(teacher, tf.float32)), name="teacher_soft_targets")
+    loss = _softened_cross_entropy(onehot_labels,
+                                   tf.cast(student_logits, tf.float32),
+                                   temperature, scale_by_t_squared)
+    return outputs.LossOutput(
+        loss=loss, extra=collections.OrderedDict([("soft_loss", loss)]))
+
+
 def soft_target_loss(teacher_logits, student_logits, temperature,
                      scale_by_t_squared=True, scope=None):
   """Soft-target loss between one teacher's and the student's logits.
@@ -172,20 +199,9 @@ def soft_target_loss(teacher_logits, student_logits, temperature,
       batch sizes differ ("teacher has %d classes, student has %d").
   """
   temperature = validate_temperature(temperature)
-  with tf.compat.v1.name_scope(scope, "soft_target_loss",
-                               [teacher_logits, student_logits]) as name:
-    scope_name = name.rstrip("/")
-    teacher_logits = tf.convert_to_tensor(teacher_logits)
-    student_logits = tf.convert_to_tensor(student_logits)
-    _check_teacher_student(teacher_logits, student_logits, scope_name)
-    onehot_labels = tf.stop_gradient(
-        tf.nn.softmax(tf.cast(teacher_logits, tf.float32) / temperature),
-        name="teacher_soft_targets")
-    loss = _softened_cross_entropy(onehot_labels,
-                                   tf.cast(student_logits, tf.float32),
-                                   temperature, scale_by_t_squared)
-    return outputs.LossOutput(
-        loss=loss, extra=collections.OrderedDict([("soft_loss", loss)]))
+  return _soft_loss(
+      teacher_logits, student_logits, temperature, scale_by_t_squared, scope,
+      lambda logits: tf.nn.softmax(logits / temperature))
 
 
 def soft_target_loss_from_probs(teacher_probs, student_logits, temperature,
@@ -210,16 +226,5 @@ def soft_target_loss_from_probs(teacher_probs, student_logits, temperature,
     ConfigError: as in `soft_target_loss`.
   """
   temperature = validate_temperature(temperature)
-  with tf.compat.v1.name_scope(scope, "soft_target_loss",
-                               [teacher_probs, student_logits]) as name:
-    scope_name = name.rstrip("/")
-    teacher_probs = tf.convert_to_tensor(teacher_probs)
-    student_logits = tf.convert_to_tensor(student_logits)
-    _check_teacher_student(teacher_probs, student_logits, scope_name)
-    onehot_labels = tf.stop_gradient(tf.cast(teacher_probs, tf.float32),
-                                     name="teacher_soft_targets")
-    loss = _softened_cross_entropy(onehot_labels,
-                                   tf.cast(student_logits, tf.float32),
-                                   temperature, scale_by_t_squared)
-    return outputs.LossOutput(
-        loss=loss, extra=collections.OrderedDict([("soft_loss", loss)]))
+  return _soft_loss(teacher_probs, student_logits, temperature,
+                    scale_by_t_squared, scope, lambda probs: probs)
