@@ -153,3 +153,22 @@ def test_get_or_compute_computes_once(tmp_path, teachers, monkeypatch):
                                 teachers["images"][:-1],
                                 teachers["labels"][:-1], log=lines.append)
   assert calls == [23] and os.path.getmtime(path) == mtime
+
+
+def test_replace_stale_recomputes_instead_of_refusing(tmp_path, monkeypatch):
+  path = str(tmp_path / "cache.npz")
+  logits_cache.save(path, np.zeros([1, 3, 2], np.float32), "0" * 64)
+  fresh = np.ones([1, 3, 2], np.float32)
+  monkeypatch.setattr(logits_cache, "compute_logits",
+                      lambda builders, images, batch_size: fresh)
+  monkeypatch.setattr(logits_cache, "fingerprint",
+                      lambda teachers, images, labels: "1" * 64)
+  images, labels = np.zeros([3, 2, 2, 1], np.float32), np.zeros([3])
+  with pytest.raises(errors.DataError, match="stale"):
+    logits_cache.get_or_compute(path, [], [], images, labels,
+                                log=lambda _: None)
+  got = logits_cache.get_or_compute(path, [], [], images, labels,
+                                    log=lambda _: None, replace_stale=True)
+  np.testing.assert_array_equal(got, fresh)
+  np.testing.assert_array_equal(
+      logits_cache.load(path, "1" * 64, num_examples=3), fresh)

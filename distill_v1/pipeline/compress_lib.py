@@ -287,15 +287,11 @@ class _Job(object):
     if c["cached_logits"]:
       source = teacher.get("checkpoint") or teacher.get("path")
       path = os.path.join(c["output_dir"], "teacher", "teacher_logits.npz")
-      args = (path, builders, [(teacher["model"], source)],
-              self.splits.train_images, self.splits.train_labels)
-      try:
-        logits = logits_cache.get_or_compute(*args, log=self.log)
-      except errors.DataError as e:
-        # The pipeline owns this cache: a stale one is replaced, not used.
-        self.log("teacher logits: %s; recomputing" % e)
-        os.remove(path)
-        logits = logits_cache.get_or_compute(*args, log=self.log)
+      # The pipeline owns this cache: a stale one is replaced, not used.
+      logits = logits_cache.get_or_compute(
+          path, builders, [(teacher["model"], source)],
+          self.splits.train_images, self.splits.train_labels, log=self.log,
+          replace_stale=True)
       extras = {distillation.CACHED_LOGITS_KEY: logits.transpose(1, 0, 2)}
       builders = None
     model_fn = distillation.distillation_model_fn(

@@ -153,7 +153,7 @@ def load(path, digest, num_examples=None):
 
 
 def get_or_compute(path, teacher_builders, teachers, images, labels,
-                   batch_size=1000, log=print):
+                   batch_size=1000, log=print, replace_stale=False):
   """Returns cached logits, computing and storing them when absent.
 
   Args:
@@ -164,16 +164,25 @@ def get_or_compute(path, teacher_builders, teachers, images, labels,
     images, labels: the training split the student will see.
     batch_size: examples per session run while computing.
     log: fn(str) for one line about what happened.
+    replace_stale: recompute a cache made for other teachers or data instead
+      of refusing it (for a cache the caller owns, e.g. the pipeline's; a
+      user's --teacher_logits_cache is refused).
 
   Returns:
     float32 array [num_teachers, N, num_classes].
   """
   digest = fingerprint(teachers, images, labels)
   if os.path.exists(path):
-    logits = load(path, digest, num_examples=len(images))
-    log("teacher logits: reusing %s (%d teachers x %d examples)" %
-        (path, logits.shape[0], logits.shape[1]))
-    return logits
+    try:
+      logits = load(path, digest, num_examples=len(images))
+    except errors.DataError as e:
+      if not replace_stale:
+        raise
+      log("teacher logits: %s; recomputing" % e)
+    else:
+      log("teacher logits: reusing %s (%d teachers x %d examples)" %
+          (path, logits.shape[0], logits.shape[1]))
+      return logits
   logits = compute_logits(teacher_builders, images, batch_size)
   save(path, logits, digest)
   log("teacher logits: computed %d teachers x %d examples into %s" %
