@@ -117,6 +117,10 @@ flags.DEFINE_float("distill_learning_rate", 0.05,
                    "Distillation learning rate.")
 flags.DEFINE_string("distill_learning_rate_decay", "none",
                     "Distillation learning-rate schedule.")
+flags.DEFINE_float("distill_weight_decay", 0.0,
+                   "L2 weight decay of the student's kernels while "
+                   "distilling (0: none, the article's recipe).",
+                   lower_bound=0.0)
 flags.DEFINE_float("temperature", 4.0, "Softmax temperature T > 0.")
 flags.DEFINE_float("alpha", 0.1, "Weight of the hard-label loss in [0, 1].")
 flags.DEFINE_bool(
@@ -201,6 +205,7 @@ def compress():
   config = compress_config()
   compress_lib.validate_config(config)  # Before any work or file.
   splits = datasets.load_dataset(FLAGS.dataset, data_dir=FLAGS.data_dir,
+                                 validation_size=FLAGS.validation_size,
                                  seed=FLAGS.seed)
   flags_used = {name: getattr(FLAGS, name) for name in sorted(
       set(compress_lib.DEFAULTS) | {"preset", "student_layer_widths",

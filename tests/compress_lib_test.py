@@ -487,3 +487,38 @@ def test_skipping_verify_later_does_not_redo_the_training(stale_run):
   data = json.loads(_read(os.path.join(out, "report.json")))
   assert [r["stage"] for r in data["stages"]] == ["teacher", "distilled",
                                                  "pruned"]
+
+
+# ---------------------------------------------------------------------------
+# 4. --validation_size: a recipe is chosen on held-out training examples.
+
+
+def test_validation_split_is_reported_and_fingerprinted(tmp_path):
+  splits = testing_utils.tiny_splits(num_train=256, num_test=64, size=8,
+                                     num_classes=4, num_validation=64)
+  out = str(tmp_path / "run")
+  config = _light_config(out, validation_size=64, skip=("prune", "verify"))
+  with pytest.MonkeyPatch.context() as mp:
+    mp.setattr(verify, "run_in_fresh_process", _in_process_verification)
+    _, lines, _ = _run(config, splits)
+  with open(os.path.join(out, "distill", "train", "metrics.json")) as f:
+    expected = json.load(f)["validation_accuracy"]
+  assert expected is not None
+  assert ("[distill] validation accuracy %.2f%% (64 held-out training "
+          "examples)" % (100 * expected)) in lines
+  state = stages.read_state(os.path.join(out, "distill"))
+  assert state["inputs"]["validation_size"] == 64
+  with open(os.path.join(out, "report.json")) as f:
+    notes = json.load(f)["notes"]
+  assert any(n.startswith("distilled student's validation accuracy: %.2f%%"
+                          % (100 * expected)) for n in notes), notes
+
+
+def test_no_validation_split_keeps_the_old_fingerprint_inputs():
+  config = _config("/nonexistent")
+  inputs = compress_lib._stage_inputs(config, ["temperature"], [])  # pylint: disable=protected-access
+  assert "validation_size" not in inputs
+  inputs = compress_lib._stage_inputs(  # pylint: disable=protected-access
+      compress_lib.make_config(**dict(config, validation_size=10)),
+      ["temperature"], [])
+  assert inputs["validation_size"] == 10

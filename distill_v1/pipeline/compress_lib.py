@@ -49,6 +49,10 @@ DEFAULTS = collections.OrderedDict([
     ("output_dir", None),
     ("dataset", "fashion_mnist"),
     ("data_dir", None),
+    # Training examples held out for tuning: each training stage then
+    # reports its validation accuracy (metrics.json); the report stays on
+    # the test set.
+    ("validation_size", 0),
     ("seed", 0),
     ("batch_size", 128),
     ("skip", ()),
@@ -73,6 +77,7 @@ DEFAULTS = collections.OrderedDict([
     ("distill_optimizer", "sgd"),
     ("distill_learning_rate", 0.05),
     ("distill_learning_rate_decay", "none"),
+    ("distill_weight_decay", 0.0),
     ("temperature", 4.0),
     ("alpha", 0.1),
     ("cached_logits", True),
@@ -312,20 +317,29 @@ class _Job(object):
     else:
       model_fn, extras = self._distillation_fn(teacher, student_fn, model)
       stage = "distilled"
-    loop.train(model_fn, self.splits,
+    metrics = loop.train(model_fn, self.splits,
                self._train_config(train_dir, c["distill_epochs"],
                                   c["distill_optimizer"],
                                   c["distill_learning_rate"],
-                                  c["distill_learning_rate_decay"]),
+                                  c["distill_learning_rate_decay"],
+                                  c["distill_weight_decay"]),
                self._spec(model, options, temperature=c["temperature"],
                           alpha=c["alpha"]),
                train_extras=extras)
     prefix = checkpoints.resolve_checkpoint(train_dir)
     manifest = self._export(prefix, os.path.join(folder, "export"),
                             [tflite.FLOAT32], model, options)
-    return {"model": model, "model_options": options, "checkpoint": prefix,
-            "row": self._row_from_manifest(stage, model, manifest,
-                                           tflite.FLOAT32)}
+    result = {"model": model, "model_options": options,
+              "checkpoint": prefix,
+              "row": self._row_from_manifest(stage, model, manifest,
+                                             tflite.FLOAT32)}
+    if metrics.get("validation_accuracy") is not None:
+      # What a recipe is chosen by (--validation_size), never the test set.
+      result["validation_accuracy"] = float(metrics["validation_accuracy"])
+      self.log("[distill] validation accuracy %.2f%% (%d held-out training "
+               "examples)" % (100 * result["validation_accuracy"],
+                              len(self.splits.validation_labels)))
+    return result
 
   def prune(self, folder, teacher, student):
     """Structured thinning, then magnitude pruning while distilling."""
@@ -433,6 +447,10 @@ def _stage_inputs(config, keys, upstream):
     inputs["skip"] = [s for s in config["skip"] if s == "distill"]
   inputs["upstream"] = [u.fingerprint for u in upstream]
   inputs["dataset"] = config["dataset"]
+  if config["validation_size"]:
+    # Added only when set, so runs made before the option keep their
+    # fingerprints.
+    inputs["validation_size"] = config["validation_size"]
   inputs["seed"] = config["seed"]
   inputs["batch_size"] = config["batch_size"]
   return inputs
@@ -483,8 +501,8 @@ def run(config, splits, log=print, flags_used=None):
   student = stage("distill", [
       "student_model", "student_options", "distill_epochs",
       "distill_optimizer", "distill_learning_rate",
-      "distill_learning_rate_decay", "temperature", "alpha",
-      "cached_logits", "skip"], [teacher],
+      "distill_learning_rate_decay", "distill_weight_decay", "temperature",
+      "alpha", "cached_logits", "skip"], [teacher],
                   lambda f: job.distill(f, teacher.result))
   job.rows.append(student.result["row"])
   final = student
@@ -508,6 +526,11 @@ def run(config, splits, log=print, flags_used=None):
                                config["student_options"] or ""),
            "teacher: %s" % (teacher.result.get("checkpoint") or
                             teacher.result.get("path"))]
+  if "validation_accuracy" in student.result:
+    notes.append("distilled student's validation accuracy: %.2f%% (%d "
+                 "training examples held out)" % (
+                     100 * student.result["validation_accuracy"],
+                     config["validation_size"]))
   notes += (final.result.get("notes") or [])
   if "quantization" in final.result:
     notes.append("quantization: %s" % final.result["quantization"])
