@@ -326,7 +326,7 @@ CASES = [
          lambda w, e: _train(w, e, "--teacher_checkpoint=" + w.teacher4),
          "distill: error: teacher …/t4/model.ckpt-2 was trained on 4 classes "
          "(its model_spec.json), the student's data set has 10: distil on "
-         "the teacher's data set", 3),
+         "the teacher's data set", 4),
     Case("checkpoints_all_damaged", "Checkpoints",
          "every checkpoint of the --train_dir to resume is truncated",
          "train", lambda w, e: _train(w, e, "--train_dir=" + e["run"],

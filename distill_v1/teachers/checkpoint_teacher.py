@@ -48,7 +48,8 @@ def build_checkpoint_teacher(images, model, checkpoint, num_classes,
 
   Raises:
     ConfigError: unknown model.
-    CheckpointError: missing checkpoint or one of another architecture.
+    CheckpointError: missing checkpoint, one of another architecture, or
+      one whose model_spec.json says it predicts another number of classes.
   """
   prefix = checkpoints.resolve_checkpoint(checkpoint)
   try:
@@ -56,7 +57,7 @@ def build_checkpoint_teacher(images, model, checkpoint, num_classes,
   except errors.CheckpointError:
     spec = None
   if spec is not None and spec["num_classes"] != num_classes:
-    raise errors.ConfigError(
+    raise errors.CheckpointError(
         "teacher %s was trained on %d classes (its model_spec.json), the "
         "student's data set has %d: distil on the teacher's data set" %
         (prefix, spec["num_classes"], num_classes))

@@ -119,9 +119,19 @@ def validate_config(config):
   if config.batch_size < 1:
     raise errors.ConfigError("batch_size must be >= 1, got %r" %
                              config.batch_size)
-  if config.weight_decay < 0:
+  if not config.weight_decay >= 0 or not math.isfinite(config.weight_decay):
     raise errors.ConfigError("weight_decay must be >= 0, got %r" %
                              config.weight_decay)
+  if not config.warmup_epochs >= 0 or not math.isfinite(
+      config.warmup_epochs):
+    raise errors.ConfigError("warmup_epochs must be >= 0, got %r" %
+                             config.warmup_epochs)
+  if config.eval_batch_size < 1:
+    raise errors.ConfigError("eval_batch_size must be >= 1, got %r" %
+                             config.eval_batch_size)
+  optimizers.check_schedule(config.learning_rate, config.learning_rate_decay,
+                            config.learning_rate_decay_rate)
+  optimizers.check_optimizer(config.optimizer, config.momentum)
   if config.save_every_steps < 0:
     raise errors.ConfigError("save_every_steps must be >= 0, got %r" %
                              config.save_every_steps)
@@ -132,7 +142,9 @@ def validate_config(config):
     raise errors.ConfigError(
         "max_to_keep must be >= 2 (a damaged latest checkpoint falls back to "
         "the previous one), got %r" % config.max_to_keep)
-  if not (config.divergence_factor == 0 or config.divergence_factor > 1):
+  if not (config.divergence_factor == 0 or (
+      config.divergence_factor > 1 and
+      math.isfinite(config.divergence_factor))):
     raise errors.ConfigError(
         "divergence_factor must be 0 (off) or > 1, got %r" %
         config.divergence_factor)
