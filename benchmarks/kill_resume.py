@@ -91,8 +91,9 @@ def run_to_end(cmd, log_path):
                          (" ".join(cmd), result.returncode, f.read()[-3000:]))
 
 
-def run_and_kill(cmd, train_dir, after_step, delay, log_path, timeout=600):
-  """Starts `cmd` and SIGKILLs it at a kill point.
+def run_and_kill(cmd, train_dir, after_step, delay, log_path, timeout=600,
+                 signum=signal.SIGKILL):
+  """Starts `cmd` and SIGKILLs it (or sends `signum`) at a kill point.
 
   Args:
     cmd: the command.
@@ -102,10 +103,12 @@ def run_and_kill(cmd, train_dir, after_step, delay, log_path, timeout=600):
     delay: seconds.
     log_path: where its output goes.
     timeout: seconds before giving up.
+    signum: the signal.
 
   Returns:
     dict: killed (bool; False if the run ended first), the step the
-    checkpoint file named at the kill, and seconds since the start.
+    checkpoint file named at the kill, seconds since the start, and the
+    process's return code.
   """
   start = time.time()
   with open(log_path, "ab") as log:
@@ -121,14 +124,15 @@ def run_and_kill(cmd, train_dir, after_step, delay, log_path, timeout=600):
         time.sleep(0.005)
       killed = process.poll() is None
       if killed:
-        os.kill(process.pid, signal.SIGKILL)
-      process.wait()
+        os.kill(process.pid, signum)
+      process.wait(timeout=timeout)
     finally:
       if process.poll() is None:
         process.kill()
         process.wait()
   return {"killed": killed, "checkpoint_step_at_kill": saved_step(train_dir),
           "seconds": round(time.time() - start, 3),
+          "returncode": process.returncode,
           "after_step": after_step, "delay": round(delay, 3)}
 
 
