@@ -140,3 +140,41 @@ def test_distill_teacher_graph_refuses(artifacts, dataset_npz, tmp_path, key,
   assert conftest.run_binary("distill",
                              argv + ["--allow_unsafe_teacher_ops"]) == 0
   _assert_it_ran(target)
+
+
+@pytest.fixture(scope="module")
+def flex_tflite(tmp_path_factory):
+  """A .tflite whose only op is a Select-TF (Flex) WriteFile."""
+  from distill_v1.compat import tf  # pylint: disable=g-import-not-at-top
+  folder = tmp_path_factory.mktemp("flex")
+  target = str(folder / "pwned_flex.txt")
+
+  @tf.function(input_signature=[tf.TensorSpec([1, 8, 8, 1], tf.float32)])
+  def leak(images):
+    tf.io.write_file(target, "pwned")
+    return tf.reshape(images, [1, 64])[:, :4] * 2.0
+
+  converter = tf.lite.TFLiteConverter.from_concrete_functions(
+      [leak.get_concrete_function()], leak)
+  converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS,
+                                         tf.lite.OpsSet.SELECT_TF_OPS]
+  path = str(folder / "flex.tflite")
+  with open(path, "wb") as f:
+    f.write(converter.convert())
+  return path, target
+
+
+def test_tflite_flex_ops_are_not_run(flex_tflite, images_npz, capsys):
+  # No Flex delegate is linked: TF ops inside a .tflite cannot run (what
+  # SECURITY.md promises for TFLite files).
+  path, target = flex_tflite
+  with pytest.raises(errors.DataError, match=r"cannot load TFLite model .*"
+                     r"FlexWriteFile"):
+    verify_runner.load_exported_model(path)
+  code = conftest.run_binary("predict", ["--model_file=" + path,
+                                         "--images=" + images_npz,
+                                         "--allow_unsafe_ops"])
+  _, err = capsys.readouterr()
+  assert code == errors.DataError.exit_code
+  assert "FlexWriteFile" in conftest.error_line(err)
+  assert not os.path.exists(target)
