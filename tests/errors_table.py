@@ -11,8 +11,8 @@ docs/errors.md (and `--check`s that it is current).
 of 28x28 images, 10 classes), `run` (an mlp_student trained on it), `mobile`
 (a mobilenet_v1 with width 0.25), `teacher4` (a teacher of 4 classes),
 `hostile` (a frozen graph whose logits depend on WriteFile), `frozen` (a
-harmless frozen graph of 8x8 images), `tmp` (a fresh folder per case). This module imports no TensorFlow, so the doc tool is
-fast.
+harmless frozen graph of 8x8 images), `tmp` (a fresh folder per case).
+This module imports no TensorFlow, so the doc tool is fast.
 """
 
 import collections
@@ -24,16 +24,16 @@ import shutil
 import numpy as np
 
 Case = collections.namedtuple("Case", [
-    "name",  # test id.
-    "category",  # section of docs/errors.md.
-    "bad_input",  # what is wrong, in words.
-    "binary",  # scripts/<binary>.py.
-    "argv",  # fn(world, extra) -> flags, without the program name.
-    "message",  # the stderr line; `…` matches anything.
-    "exit_code",
-    "setup",  # fn(world) -> dict of extra paths, or None.
-    "inject",  # name of a write failure (see INJECTIONS), or None.
-    "absent",  # fn(world, extra) -> paths that must not exist afterwards.
+        "name",  # test id.
+        "category",  # section of docs/errors.md.
+        "bad_input",  # what is wrong, in words.
+        "binary",  # scripts/<binary>.py.
+        "argv",  # fn(world, extra) -> flags, without the program name.
+        "message",  # the stderr line; `…` matches anything.
+        "exit_code",
+        "setup",  # fn(world) -> dict of extra paths, or None.
+        "inject",  # name of a write failure (see INJECTIONS), or None.
+        "absent",  # fn(world, extra) -> paths that must not exist afterwards.
 ])
 Case.__new__.__defaults__ = (None, None, None)
 
@@ -59,8 +59,8 @@ EXIT_CODES = collections.OrderedDict([
 # cannot make a folder unwritable): os.replace, the commit step of every
 # atomic write, raises this OSError when the target's name matches.
 INJECTIONS = {
-    "disk_full": (errno.ENOSPC, "No space left on device"),
-    "read_only": (errno.EROFS, "Read-only file system"),
+        "disk_full": (errno.ENOSPC, "No space left on device"),
+        "read_only": (errno.EROFS, "Read-only file system"),
 }
 
 IMAGES = "train-images-idx3-ubyte.gz"
@@ -224,59 +224,62 @@ def _train_dir(world):
   return [os.path.join(world.tmp, "train")]
 
 
+def _data_case(name, bad_input, message, setup):
+  """A bad data file given to `train`, which refuses it before writing."""
+  return Case(name, "Data files", bad_input, "train",
+              lambda w, e: _train(w, e), message, 2, setup,
+              absent=lambda w, e: _train_dir(w))
+
+
 # (category, bad input, binary, argv, message, exit code, setup, inject,
 # absent) -- grouped as in docs/errors.md.
 CASES = [
     # ------------------------------------------------------------- data files
-    Case("data_file_missing", "Data files",
-         "a data file is missing from --data_dir", "train",
-         lambda w, e: _train(w, e),
-         "train: error: fashion_mnist not found in data_dir: data_dir …: "
-         "incomplete, missing train-images-idx3-ubyte[.gz]. Expected …. To "
-         "get it: …", 2, missing_file,
-         absent=lambda w, e: _train_dir(w)),
-    Case("data_file_truncated_gzip", "Data files",
-         "a gzip data file is truncated (interrupted download)", "train",
-         lambda w, e: _train(w, e),
-         "train: error: …/" + IMAGES + ": truncated gzip stream: the "
-         "compressed data (… bytes) ends before the end of the stream", 2,
-         truncated_gzip, absent=lambda w, e: _train_dir(w)),
-    Case("data_file_truncated_idx", "Data files",
-         "an IDX file holds fewer values than its header says", "train",
-         lambda w, e: _train(w, e),
-         "train: error: …/" + IMAGES + ": truncated: header says 128 x 28 x "
-         "28 = 100352 bytes of data, file has 100252", 2, truncated_idx,
-         absent=lambda w, e: _train_dir(w)),
-    Case("data_file_not_idx", "Data files",
-         "a data file is not IDX at all (an HTML error page)", "train",
-         lambda w, e: _train(w, e),
-         "train: error: …/" + IMAGES + ": bad magic number 0x3C68746D: an "
-         "IDX file starts with two zero bytes, then the data type code and "
-         "the number of dimensions (is this an IDX file?)", 2, not_idx,
-         absent=lambda w, e: _train_dir(w)),
-    Case("data_file_corrupted", "Data files",
-         "a gzip data file is corrupted (a flipped byte)", "train",
-         lambda w, e: _train(w, e),
-         "train: error: …/" + IMAGES + ": broken gzip stream (…)", 2,
-         corrupted_gzip, absent=lambda w, e: _train_dir(w)),
-    Case("data_files_mismatched", "Data files",
-         "images and labels files of different lengths", "train",
-         lambda w, e: _train(w, e),
-         "train: error: …/" + IMAGES + " has 128 images but …/" + LABELS +
-         " has 100 labels", 2, label_count_mismatch,
-         absent=lambda w, e: _train_dir(w)),
-    Case("data_wrong_dimensions", "Data files",
-         "an images file with the wrong number of dimensions", "train",
-         lambda w, e: _train(w, e),
-         "train: error: …/" + IMAGES + ": wrong number of dimensions: images "
-         "need 3 [num_images, height, width], header has 2 [128, 784]", 2,
-         images_2d, absent=lambda w, e: _train_dir(w)),
-    Case("data_label_out_of_range", "Data files",
-         "a label outside [0, num_classes)", "train",
-         lambda w, e: _train(w, e),
-         "train: error: …/" + LABELS + ": label out of range: 1 labels "
-         "outside [0, 10), the first is 12 at index 5", 2, label_out_of_range,
-         absent=lambda w, e: _train_dir(w)),
+    _data_case(
+        "data_file_missing", "a data file is missing from --data_dir",
+        "train: error: fashion_mnist not found in data_dir: data_dir …: "
+        "incomplete, missing train-images-idx3-ubyte[.gz]. Expected …. To "
+        "get it: …",
+        missing_file),
+    _data_case(
+        "data_file_truncated_gzip",
+        "a gzip data file is truncated (interrupted download)",
+        "train: error: …/" + IMAGES + ": truncated gzip stream: the "
+        "compressed data (… bytes) ends before the end of the stream",
+        truncated_gzip),
+    _data_case(
+        "data_file_truncated_idx",
+        "an IDX file holds fewer values than its header says",
+        "train: error: …/" + IMAGES + ": truncated: header says 128 x 28 x "
+        "28 = 100352 bytes of data, file has 100252",
+        truncated_idx),
+    _data_case(
+        "data_file_not_idx",
+        "a data file is not IDX at all (an HTML error page)",
+        "train: error: …/" + IMAGES + ": bad magic number 0x3C68746D: an "
+        "IDX file starts with two zero bytes, then the data type code and "
+        "the number of dimensions (is this an IDX file?)",
+        not_idx),
+    _data_case(
+        "data_file_corrupted", "a gzip data file is corrupted (a flipped byte)",
+        "train: error: …/" + IMAGES + ": broken gzip stream (…)",
+        corrupted_gzip),
+    _data_case(
+        "data_files_mismatched", "images and labels files of different lengths",
+        "train: error: …/" + IMAGES + " has 128 images but …/" + LABELS +
+        " has 100 labels",
+        label_count_mismatch),
+    _data_case(
+        "data_wrong_dimensions",
+        "an images file with the wrong number of dimensions",
+        "train: error: …/" + IMAGES + ": wrong number of dimensions: images "
+        "need 3 [num_images, height, width], header has 2 [128, 784]",
+        images_2d),
+    _data_case(
+        "data_label_out_of_range", "a label outside [0, num_classes)",
+        "train: error: …/" + LABELS + ": label out of range: 1 labels "
+        "outside [0, 10), the first is 12 at index 5",
+        label_out_of_range),
     Case("npz_missing_arrays", "Data files",
          "an --dataset=npz:PATH file without the test arrays", "train",
          lambda w, e: _train(w, e, "--dataset=npz:" + e["npz"]),
@@ -317,8 +320,8 @@ CASES = [
          "--teacher_model that does not match the teacher checkpoint",
          "distill", lambda w, e: _distill(w, e, "--teacher_model=mlp_teacher"),
          "distill: error: checkpoint …/model.ckpt-2 does not fit model "
-         "mlp_teacher (another architecture or options?): …mlp_teacher/… is "
-         "missing from the checkpoint…. The checkpoint holds variables "
+         "mlp_teacher (another architecture or options?): …mlp_teacher/… "
+         "is missing from the checkpoint…. The checkpoint holds variables "
          "under: global_step, mlp_student", 4),
     Case("teacher_class_mismatch", "Checkpoints",
          "a teacher of another class count than the student's data",
@@ -331,15 +334,16 @@ CASES = [
          "every checkpoint of the --train_dir to resume is truncated",
          "train", lambda w, e: _train(w, e, "--train_dir=" + e["run"],
                                       "--epochs=2"),
-         "train: error: no usable checkpoint in …/run: …/run/model.ckpt-2 is "
-         "damaged (…); delete the model.ckpt-* files and the `checkpoint` "
+         "train: error: no usable checkpoint in …/run: …/run/model.ckpt-2 "
+         "is damaged (…); delete the model.ckpt-* files and the `checkpoint` "
          "file to start again", 4, damaged_checkpoints),
     Case("train_dir_of_another_model", "Checkpoints",
          "--train_dir holds the run of another model", "train",
          lambda w, e: _train(w, e, "--train_dir=" + e["run"],
                              "--model=mlp_teacher"),
-         "train: error: train_dir …/run holds a run with model='mlp_student', "
-         "not 'mlp_teacher': use another --train_dir or delete it", 3,
+         "train: error: train_dir …/run holds a run with "
+         "model='mlp_student', not 'mlp_teacher': use another --train_dir "
+         "or delete it", 3,
          copied_run),
     # ------------------------------------------------------------ model files
     Case("unsafe_teacher_graph", "Model files",
@@ -414,9 +418,9 @@ CASES = [
          "validation split: give --validation_size > 0", 1),
     Case("flag_formats", "Flags", "--formats with an unknown format",
          "export", lambda w, e: ["--checkpoint=" + w.run, "--formats=onnx"],
-         "FATAL Flags parsing error: flag --formats=['onnx']: --formats must be "
-         "'all' or distinct names among frozen_graph, saved_model, float32, "
-         "dynamic_range, float16, int8", 1),
+         "FATAL Flags parsing error: flag --formats=['onnx']: --formats "
+         "must be 'all' or distinct names among frozen_graph, saved_model, "
+         "float32, dynamic_range, float16, int8", 1),
     # ----------------------------------------------------------------- output
     Case("train_dir_unwritable", "Output",
          "--train_dir below a regular file (cannot be created)", "train",

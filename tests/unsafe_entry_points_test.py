@@ -59,7 +59,8 @@ def _target(artifacts, key):
 def test_predict_refuses_and_opts_in(artifacts, images_npz, key, op, where,
                                      capsys):
   argv = ["--model_file=" + artifacts[key], "--images=" + images_npz]
-  assert conftest.run_binary("predict", argv) == errors.UnsafeGraphError.exit_code
+  code = conftest.run_binary("predict", argv)
+  assert code == errors.UnsafeGraphError.exit_code
   out, err = capsys.readouterr()
   _assert_refused(err, op, where, "--allow_unsafe_ops")
   target = _target(artifacts, key)

@@ -18,7 +18,9 @@ OUTPUT = os.path.join(ROOT, "docs", "errors.md")
 if ROOT not in sys.path:
   sys.path.insert(0, ROOT)
 
-from tests import errors_table  # pylint: disable=g-import-not-at-top,wrong-import-position
+# pylint: disable=g-import-not-at-top,wrong-import-position
+from tests import errors_table
+# pylint: enable=g-import-not-at-top,wrong-import-position
 
 INTRO = """\
 # Bad input: messages and exit codes
