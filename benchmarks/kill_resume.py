@@ -227,11 +227,14 @@ def run_all(work_dir, trials, binaries=("train", "distill"), seed=0,
   return report
 
 
-flags.DEFINE_integer("trials", 8, "Trials per binary.")
-flags.DEFINE_list("binaries", ["train", "distill"], "Binaries to kill.")
-flags.DEFINE_string("work_dir", "/tmp/kill_resume", "Scratch folder.")
-flags.DEFINE_integer("seed", 0, "Seed of the kill points.")
-flags.DEFINE_string("output_json", None, "Where the report goes.")
+def _define_flags():
+  # Only when run as a program: tests import this module beside the
+  # binaries, whose flags (--seed, ...) share absl's one registry.
+  flags.DEFINE_integer("trials", 8, "Trials per binary.")
+  flags.DEFINE_list("binaries", ["train", "distill"], "Binaries to kill.")
+  flags.DEFINE_string("work_dir", "/tmp/kill_resume", "Scratch folder.")
+  flags.DEFINE_integer("seed", 0, "Seed of the kill points.")
+  flags.DEFINE_string("output_json", None, "Where the report goes.")
 
 
 def main(argv):
@@ -250,4 +253,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  _define_flags()
   app.run(main)
