@@ -206,11 +206,6 @@ def _last_good_checkpoint(train_dir, saver, bad_step):
   return good[-1] if good else None
 
 
-def _enable_op_determinism():
-  # Process-wide and one-way: TensorFlow has no public switch back.
-  tf.config.experimental.enable_op_determinism()
-
-
 def classifier_model_fn(network_fn, num_classes, scope):
   """A model_fn that trains `network_fn` alone on the true labels.
 
@@ -331,11 +326,17 @@ def train(model_fn, splits, config, model_spec, stream=None,
     None), history.
 
   Raises:
-    ConfigError, DataError, CheckpointError: bad configuration or inputs.
+    ConfigError, DataError, CheckpointError: bad configuration or inputs
+      (CheckpointError also when every checkpoint to resume from is
+      damaged; a damaged latest one only gives a warning line).
+    DivergenceError: the loss became NaN or Inf, or diverged (see
+      `Divergence`); the `checkpoint` file then names the last good
+      checkpoint.
   """
   validate_config(config)
   if config.deterministic:
-    _enable_op_determinism()
+    # Process-wide and one-way: TensorFlow has no public switch back.
+    tf.config.experimental.enable_op_determinism()
   train_dir = config.train_dir
   try:
     os.makedirs(train_dir, exist_ok=True)
