@@ -33,7 +33,7 @@ setuptools.setup(
     extras_require={
         "cpu": ["tensorflow-cpu" + TF_RANGE],
         "gpu": ["tensorflow" + TF_RANGE],
-        "test": ["pytest", "matplotlib"],
+        "test": ["pytest", "matplotlib", "hypothesis"],
         "viz": ["tensorboard", "matplotlib"],
     },
     entry_points={

@@ -61,6 +61,79 @@ def latest_checkpoint(train_dir):
   return prefix
 
 
+def checkpoint_problem(prefix):
+  """Why the checkpoint `prefix` cannot be restored, or None if it can.
+
+  Reads every tensor once (as a restore would), so a missing or truncated
+  data file and a flipped bit (each tensor has a CRC-32C) are all caught.
+
+  Args:
+    prefix: checkpoint prefix, e.g. `dir/model.ckpt-100`.
+
+  Returns:
+    None, or a one-line description of the damage.
+  """
+  if not checkpoint_exists(prefix):
+    return "its index file %s.index is missing" % prefix
+  try:
+    reader = tf.train.load_checkpoint(prefix)
+    for name in reader.get_variable_to_shape_map():
+      reader.get_tensor(name)
+  # The bundle reader reports a short read as IndexError (OutOfRange).
+  except (tf.errors.OpError, ValueError, IndexError, RuntimeError,
+          OSError) as e:
+    return _one_line(e) or type(e).__name__
+  return None
+
+
+def listed_checkpoints(train_dir):
+  """Checkpoint prefixes the `checkpoint` file of train_dir lists, oldest
+  first; the files on disk (by step) when that file is unreadable."""
+  try:
+    state = tf.train.get_checkpoint_state(train_dir)
+  except (tf.errors.OpError, ValueError):
+    state = None
+  if state is not None:
+    listed = list(state.all_model_checkpoint_paths)
+    if state.model_checkpoint_path not in listed:
+      listed.append(state.model_checkpoint_path)
+    # Relative entries (save_relative_paths) are relative to train_dir.
+    listed = [p if os.path.isabs(p) else os.path.join(train_dir, p)
+              for p in listed if p]
+    return listed
+  found = tf.io.gfile.glob(os.path.join(train_dir, CHECKPOINT_BASENAME +
+                                        "-*.index"))
+  prefixes = [p[:-len(".index")] for p in found]
+  return sorted((p for p in prefixes if step_of(p) is not None),
+                key=step_of)
+
+
+def latest_usable_checkpoint(train_dir):
+  """The newest checkpoint of `train_dir` that is whole, and the damaged
+  ones skipped on the way.
+
+  A run killed at any moment leaves whole checkpoints behind (the Saver
+  writes temporary files and the `checkpoint` file is replaced atomically),
+  but a disk that filled up or a file truncated by hand does not; the
+  previous checkpoint is then the one to resume from.
+
+  Args:
+    train_dir: a training directory.
+
+  Returns:
+    (prefix or None, [(damaged prefix, reason), ...] newest first).
+  """
+  damaged = []
+  if not os.path.isdir(train_dir):
+    return None, damaged
+  for prefix in reversed(listed_checkpoints(train_dir)):
+    problem = checkpoint_problem(prefix)
+    if problem is None:
+      return prefix, damaged
+    damaged.append((prefix, problem))
+  return None, damaged
+
+
 def step_of(prefix):
   """The global step encoded in a checkpoint prefix `...-<step>`, or None."""
   tail = prefix.rsplit("-", 1)[-1]

@@ -40,3 +40,9 @@ class ExportError(DistillError):
   """An export could not be written or failed its verification."""
 
   exit_code = 6
+
+
+class DivergenceError(DistillError):
+  """Training stopped: the loss became NaN or Inf, or diverged."""
+
+  exit_code = 7

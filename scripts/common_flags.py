@@ -161,7 +161,24 @@ def define_training_flags(default_model=None, default_learning_rate=0.1):
   flags.DEFINE_integer(
       "inter_op_threads", 0,
       "Ops run in parallel (0 = TensorFlow's choice).", lower_bound=0)
+  flags.DEFINE_boolean(
+      "deterministic", False,
+      "Bit-exact runs: also make every TensorFlow op deterministic "
+      "(tf.config.experimental.enable_op_determinism). Shuffling and "
+      "dropout are always stateless functions of --seed and the step, and a "
+      "resumed run skips the batches already seen; with this flag a run "
+      "killed at any moment and rerun with the same command ends with "
+      "exactly the weights of an uninterrupted run. May be slower.")
+  flags.DEFINE_float(
+      "divergence_factor", 50.0,
+      "Stop (keeping the last good checkpoint) when a step's loss exceeds "
+      "this multiple of the median loss of the last 100 steps (a median "
+      "below 0.1 counts as 0.1); 0 = only a NaN or Inf loss stops the run.",
+      lower_bound=0.0)
   flags.mark_flag_as_required("train_dir")
+  flags.register_validator(
+      "divergence_factor", lambda v: v == 0 or v > 1,
+      message="--divergence_factor must be 0 (off) or > 1")
   flags.register_validator("epochs", lambda v: v > 0,
                            message="--epochs must be > 0")
   flags.register_validator("learning_rate", lambda v: v > 0,
@@ -405,7 +422,9 @@ def training_config():
       summary_every_steps=FLAGS.summary_every_steps,
       eval_batch_size=FLAGS.eval_batch_size,
       intra_op_threads=FLAGS.intra_op_threads,
-      inter_op_threads=FLAGS.inter_op_threads, max_steps=FLAGS.max_steps)
+      inter_op_threads=FLAGS.inter_op_threads, max_steps=FLAGS.max_steps,
+      deterministic=FLAGS.deterministic,
+      divergence_factor=FLAGS.divergence_factor)
 
 
 def run_guarded(binary_name, fn):

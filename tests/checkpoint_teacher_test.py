@@ -156,13 +156,23 @@ def test_checkpoint_missing_variables(tmp_path):
 
 def test_other_class_count_is_a_checkpoint_error(tmp_path):
   prefix, _, _ = save_network(str(tmp_path / "t"), num_classes=3)
-  with tf.Graph().as_default():
-    images = v1.placeholder(tf.float32, [None, SIZE, SIZE, 1])
-    with pytest.raises(errors.CheckpointError,
-                       match=r"cnn_student/logits/bias has shape \[3\] in the "
-                       r"checkpoint but \[4\] in the model"):
+
+  def build_teacher():
+    with tf.Graph().as_default():
+      images = v1.placeholder(tf.float32, [None, SIZE, SIZE, 1])
       checkpoint_teacher.build_checkpoint_teacher(
           images, "cnn_student", prefix, NUM_CLASSES)
+
+  with pytest.raises(errors.CheckpointError,
+                     match=r"teacher .* was trained on 3 classes \(its "
+                     r"model_spec.json\), the student's data set has 4"):
+    build_teacher()
+  # Without a model_spec.json the shapes tell.
+  os.remove(str(tmp_path / "t" / "model_spec.json"))
+  with pytest.raises(errors.CheckpointError,
+                     match=r"cnn_student/logits/bias has shape \[3\] in the "
+                     r"checkpoint but \[4\] in the model"):
+    build_teacher()
 
 
 def test_missing_checkpoint(tmp_path):

@@ -507,17 +507,113 @@ def test_tensorboard_events(validated_run):
 
 
 def test_nan_loss_stops_with_the_step(tmp_path):
-  with pytest.raises(errors.ConfigError,
+  with pytest.raises(errors.DivergenceError,
                      match=r"loss became (nan|inf|-inf) at step (\d+); "
-                     r".*Lower --learning_rate") as info:
+                     r"stopped\. .*Lower --learning_rate") as info:
     _train(tmp_path, epochs=2, learning_rate=1e30)
   step = int(re.search(r"at step (\d+)", str(info.value)).group(1))
   assert 1 <= step <= 8
-  if step <= STEPS_PER_EPOCH:
-    assert "the last good checkpoint is none yet" in str(info.value)
+  # The loss of step s comes from the weights saved as step s - 1.
+  if step <= STEPS_PER_EPOCH + 1:
+    assert "The last good checkpoint is none" in str(info.value)
   else:
-    assert "the last good checkpoint is %s" % os.path.join(
+    assert "The last good checkpoint is %s (kept" % os.path.join(
         str(tmp_path), "model.ckpt-4") in str(info.value)
+
+
+def _jumping_loss_model_fn(jump_step, factor):
+  """cnn_student whose loss is multiplied by `factor` from `jump_step` on."""
+  base = loop.classifier_model_fn(nets_factory.get_network_fn("cnn_student"),
+                                  SPLITS.num_classes, scope="cnn_student")
+
+  def model_fn(images, labels, is_training):
+    outputs = base(images, labels, is_training)
+    jumped = tf.cast(v1.train.get_or_create_global_step() >= jump_step,
+                     tf.float32)
+    return outputs._replace(loss=outputs.loss * (1.0 + (factor - 1.0) *
+                                                 jumped))
+
+  return model_fn
+
+
+def test_diverging_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
+  # Weights of step 12 give the loss of step 13, 1000 times the usual: the
+  # checkpoint of step 12 is suspect, 11 is the last good one.
+  with pytest.raises(errors.DivergenceError,
+                     match=r"^loss diverged to [0-9.e+]+, above 50 x the "
+                     r"median [0-9.]+ of the last 12 steps at step 13; "
+                     r"stopped\. The last good checkpoint is (.*)model.ckpt-11 "
+                     r"\(kept; rerunning resumes from it\)") :
+    _train(tmp_path, epochs=5, save_every_steps=1, max_to_keep=5,
+           learning_rate=0.01, model_fn=_jumping_loss_model_fn(12, 1000.0))
+  assert _saved_steps(tmp_path) == [8, 9, 10, 11, 12]
+  assert checkpoints.latest_checkpoint(str(tmp_path)).endswith("-11")
+  # Off: the same run goes on.
+  metrics, _ = _train(tmp_path / "off", epochs=4, divergence_factor=0,
+                      learning_rate=0.01,
+                      model_fn=_jumping_loss_model_fn(12, 1000.0))
+  assert metrics["global_step"] == 16
+
+
+def test_divergence_rule():
+  check = loop.Divergence(50.0).check
+  for _ in range(loop.DIVERGENCE_MIN_STEPS - 1):
+    assert check(1.0) is None
+  assert check(1000.0) is None  # Too few losses yet to judge.
+  assert check(49.0) is None  # median 1.0
+  assert "diverged to 51, above 50 x the median 1" in check(51.0)
+  floor = loop.Divergence(50.0)
+  for _ in range(20):
+    floor.check(0.001)
+  assert floor.check(4.9) is None  # the median counts as 0.1
+  assert floor.check(5.1) is not None
+  assert check(float("nan")) == "loss became nan"
+  assert check(float("inf")) == "loss became inf"
+  assert loop.Divergence(0).check(1e30) is None
+
+
+def _damage(prefix, how):
+  data = prefix + ".data-00000-of-00001"
+  if how == "truncated":
+    with open(data, "r+b") as f:
+      f.truncate(os.path.getsize(data) // 2)
+  elif how == "missing":
+    os.remove(data)
+  elif how == "flipped":
+    raw = bytearray(open(data, "rb").read())
+    raw[len(raw) // 2] ^= 0xFF
+    with open(data, "wb") as f:
+      f.write(bytes(raw))
+  else:
+    os.remove(prefix + ".index")
+
+
+@pytest.mark.parametrize("how", ["truncated", "missing", "flipped", "index"])
+def test_damaged_latest_checkpoint_falls_back_to_the_previous_one(
+    tmp_path, straight_run, how):
+  _train(tmp_path, epochs=2, max_steps=6, save_every_steps=5, **_EQUIVALENCE)
+  assert _saved_steps(tmp_path) == [4, 5, 6]
+  latest = str(tmp_path / "model.ckpt-6")
+  _damage(latest, how)
+  assert checkpoints.checkpoint_problem(latest)
+  assert checkpoints.checkpoint_problem(str(tmp_path / "model.ckpt-5")) is None
+  _, text = _train(tmp_path, epochs=2, save_every_steps=5, **_EQUIVALENCE)
+  assert re.search(r"warning: checkpoint %s is damaged \(.+\); using the "
+                   r"previous one" % re.escape(latest), text), text
+  assert "resuming from %s (step 5, epoch 1)" % tmp_path.joinpath(
+      "model.ckpt-5") in text
+  assert _progress_steps(text) == [6, 7, 8]
+  _assert_same_weights(_weights(tmp_path), straight_run[1])
+
+
+def test_every_checkpoint_damaged_is_an_error(tmp_path):
+  _train(tmp_path, epochs=1, max_steps=2, save_every_steps=1)
+  for step in _saved_steps(tmp_path):
+    _damage(str(tmp_path / ("model.ckpt-%d" % step)), "truncated")
+  with pytest.raises(errors.CheckpointError,
+                     match=r"no usable checkpoint in .*: .*model.ckpt-2 is "
+                     r"damaged .*delete the model.ckpt-\* files"):
+    _train(tmp_path, epochs=1)
 
 
 @pytest.mark.parametrize("overrides,pattern", [
@@ -526,6 +622,8 @@ def test_nan_loss_stops_with_the_step(tmp_path):
     (dict(weight_decay=-1.0), r"weight_decay must be >= 0"),
     (dict(save_every_steps=-1), r"save_every_steps must be >= 0"),
     (dict(max_steps=0), r"max_steps must be >= 1"),
+    (dict(max_to_keep=1), r"max_to_keep must be >= 2"),
+    (dict(divergence_factor=0.5), r"divergence_factor must be 0 \(off\) or > 1"),
 ])
 def test_bad_config_is_refused_before_writing(tmp_path, overrides, pattern):
   train_dir = tmp_path / "run"

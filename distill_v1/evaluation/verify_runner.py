@@ -70,6 +70,30 @@ def _timings(fn, warmup, repeats):
           "p90_ms": float(np.percentile(times, 90))}
 
 
+def _first_lines(error, count=3, limit=300):
+  """The start of a TensorFlow error on one line, without its boilerplate."""
+  lines = [line.strip() for line in str(error).splitlines()
+           if line.strip() and line.strip() != "Graph execution error:"]
+  text = " ".join(lines[:count])
+  return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+# The opt-in of the binaries that run exported models (predict).
+UNSAFE_OPS_HINT = ("pass --allow_unsafe_ops (allow_unsafe_ops=True) if you "
+                   "trust this file")
+
+
+def _checked_graph(path, allow_unsafe_ops, **kwargs):
+  """safe_loader.load_frozen_graph, its refusal naming this opt-in."""
+  try:
+    return safe_loader.load_frozen_graph(
+        path, allow_unsafe_ops=allow_unsafe_ops, **kwargs)
+  except errors.UnsafeGraphError as e:
+    message = str(e).replace(safe_loader.UNSAFE_FLAG_HINT, UNSAFE_OPS_HINT)
+    raise errors.UnsafeGraphError(message.replace(
+        "teacher graph ", "model file ", 1)) from None
+
+
 class ExportedModel(object):
   """An exported model opened with its runtime.
 
@@ -101,8 +125,14 @@ class ExportedModel(object):
           "images have shape %s but model %s takes [N, %s]" %
           (list(images.shape), self.path,
            ", ".join(str(d) for d in self.image_shape)))
-    chunks = [self._run(images[start:start + batch_size])
-              for start in range(0, len(images), batch_size)]
+    try:
+      chunks = [self._run(images[start:start + batch_size])
+                for start in range(0, len(images), batch_size)]
+    except (tf.errors.OpError, ValueError, RuntimeError) as e:
+      # A file that loads can still fail to run (a PyFunc let in by the
+      # opt-in whose Python callback does not exist here, bad constants).
+      raise errors.DataError("model %s failed to run: %s" % (
+          self.path, _first_lines(e))) from None
     return np.concatenate(chunks, axis=0).astype(np.float32)
 
   def latency(self, image, warmup=10, repeats=100):
@@ -127,9 +157,8 @@ class FrozenGraphModel(ExportedModel):
   def __init__(self, path, input_name=None, output_name=None,
                allow_unsafe_ops=False):
     super(FrozenGraphModel, self).__init__(path)
-    loaded = safe_loader.load_frozen_graph(
-        path, input_name=input_name, output_names=output_name,
-        allow_unsafe_ops=allow_unsafe_ops)
+    loaded = _checked_graph(path, allow_unsafe_ops, input_name=input_name,
+                            output_names=output_name)
     self._graph = tf.Graph()
     with self._graph.as_default():
       tf.compat.v1.import_graph_def(loaded.graph_def, name="")
@@ -165,7 +194,7 @@ class SavedModelModel(ExportedModel):
   def __init__(self, path, allow_unsafe_ops=False):
     super(SavedModelModel, self).__init__(path)
     # The allow-list check runs before anything of the file executes.
-    safe_loader.load_frozen_graph(path, allow_unsafe_ops=allow_unsafe_ops)
+    _checked_graph(path, allow_unsafe_ops)
     try:
       self._loaded = tf.saved_model.load(path)
       signature = self._loaded.signatures[saved_model_lib.SIGNATURE_KEY]

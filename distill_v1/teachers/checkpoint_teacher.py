@@ -48,15 +48,22 @@ def build_checkpoint_teacher(images, model, checkpoint, num_classes,
 
   Raises:
     ConfigError: unknown model.
-    CheckpointError: missing checkpoint or one of another architecture.
+    CheckpointError: missing checkpoint, one of another architecture, or
+      one whose model_spec.json says it predicts another number of classes.
   """
   prefix = checkpoints.resolve_checkpoint(checkpoint)
+  try:
+    spec = checkpoints.read_model_spec(prefix)
+  except errors.CheckpointError:
+    spec = None
+  if spec is not None and spec["num_classes"] != num_classes:
+    raise errors.CheckpointError(
+        "teacher %s was trained on %d classes (its model_spec.json), the "
+        "student's data set has %d: distil on the teacher's data set" %
+        (prefix, spec["num_classes"], num_classes))
   if model_options is None:
-    try:
-      spec = checkpoints.read_model_spec(prefix)
-      model_options = spec["model_options"] if spec["model"] == model else {}
-    except errors.CheckpointError:
-      model_options = {}
+    model_options = (spec["model_options"] if spec and spec["model"] == model
+                     else {})
   network_fn = nets_factory.get_network_fn(model, **model_options)
   with tf.compat.v1.variable_scope(scope, custom_getter=_non_trainable_getter):
     outer = tf.compat.v1.get_variable_scope().name

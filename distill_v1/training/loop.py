@@ -58,7 +58,7 @@ _TrainConfig = collections.namedtuple("TrainConfig", [
     "warmup_epochs", "weight_decay", "optimizer", "momentum", "seed",
     "save_every_steps", "log_every_steps", "summary_every_steps",
     "eval_batch_size", "max_to_keep", "intra_op_threads", "inter_op_threads",
-    "max_steps"
+    "max_steps", "deterministic", "divergence_factor"
 ])
 
 
@@ -74,7 +74,12 @@ class TrainConfig(_TrainConfig):
   (int, 0 = only at epoch ends); log_every_steps (int); summary_every_steps
   (int); eval_batch_size (int); max_to_keep (int); intra_op_threads and
   inter_op_threads (int, 0 = TensorFlow's choice); max_steps (int or None,
-  stops earlier than `epochs`).
+  stops earlier than `epochs`); deterministic (bool: also make every op
+  deterministic with `tf.config.experimental.enable_op_determinism`, so an
+  interrupted and resumed run ends with the same bits as an uninterrupted
+  one); divergence_factor (float: stop when a step's loss exceeds this
+  multiple of the median of the last DIVERGENCE_WINDOW losses, see
+  `Divergence`; 0 = only NaN and Inf stop the run).
   """
   __slots__ = ()
 
@@ -84,14 +89,15 @@ class TrainConfig(_TrainConfig):
               optimizer="sgd", momentum=0.9, seed=0, save_every_steps=0,
               log_every_steps=100, summary_every_steps=100,
               eval_batch_size=1000, max_to_keep=3, intra_op_threads=0,
-              inter_op_threads=0, max_steps=None):
+              inter_op_threads=0, max_steps=None, deterministic=False,
+              divergence_factor=50.0):
     return super(TrainConfig, cls).__new__(
         cls, train_dir, epochs, batch_size, learning_rate,
         learning_rate_decay, learning_rate_decay_rate, decay_epochs,
         warmup_epochs, weight_decay, optimizer, momentum, seed,
         save_every_steps, log_every_steps, summary_every_steps,
         eval_batch_size, max_to_keep, intra_op_threads, inter_op_threads,
-        max_steps)
+        max_steps, deterministic, divergence_factor)
 
 
 def steps_of_run(num_examples, batch_size, epochs):
@@ -113,15 +119,91 @@ def validate_config(config):
   if config.batch_size < 1:
     raise errors.ConfigError("batch_size must be >= 1, got %r" %
                              config.batch_size)
-  if config.weight_decay < 0:
+  if not config.weight_decay >= 0 or not math.isfinite(config.weight_decay):
     raise errors.ConfigError("weight_decay must be >= 0, got %r" %
                              config.weight_decay)
+  if not config.warmup_epochs >= 0 or not math.isfinite(
+      config.warmup_epochs):
+    raise errors.ConfigError("warmup_epochs must be >= 0, got %r" %
+                             config.warmup_epochs)
+  if config.eval_batch_size < 1:
+    raise errors.ConfigError("eval_batch_size must be >= 1, got %r" %
+                             config.eval_batch_size)
+  optimizers.check_schedule(config.learning_rate, config.learning_rate_decay,
+                            config.learning_rate_decay_rate)
+  optimizers.check_optimizer(config.optimizer, config.momentum)
   if config.save_every_steps < 0:
     raise errors.ConfigError("save_every_steps must be >= 0, got %r" %
                              config.save_every_steps)
   if config.max_steps is not None and config.max_steps < 1:
     raise errors.ConfigError("max_steps must be >= 1, got %r" %
                              config.max_steps)
+  if config.max_to_keep < 2:
+    raise errors.ConfigError(
+        "max_to_keep must be >= 2 (a damaged latest checkpoint falls back to "
+        "the previous one), got %r" % config.max_to_keep)
+  if not (config.divergence_factor == 0 or (
+      config.divergence_factor > 1 and
+      math.isfinite(config.divergence_factor))):
+    raise errors.ConfigError(
+        "divergence_factor must be 0 (off) or > 1, got %r" %
+        config.divergence_factor)
+
+
+# Losses whose median the divergence check compares a step's loss with, and
+# how many it needs first; a median below the floor counts as the floor, so
+# a nearly perfect fit does not turn an ordinary bad batch into a divergence.
+DIVERGENCE_WINDOW = 100
+DIVERGENCE_MIN_STEPS = 10
+DIVERGENCE_MEDIAN_FLOOR = 0.1
+
+
+class Divergence(object):
+  """Tells a diverging or non-finite loss from an ordinary one.
+
+  A loss is bad when it is NaN or Inf, or (with factor > 0) above
+  `factor * max(median of the last DIVERGENCE_WINDOW losses,
+  DIVERGENCE_MEDIAN_FLOOR)` once DIVERGENCE_MIN_STEPS losses were seen.
+  """
+
+  def __init__(self, factor):
+    self.factor = factor
+    self._recent = collections.deque(maxlen=DIVERGENCE_WINDOW)
+
+  def check(self, loss):
+    """None if `loss` is fine (and remembered), else why it is not."""
+    if not math.isfinite(loss):
+      return "loss became %s" % loss
+    if self.factor and len(self._recent) >= DIVERGENCE_MIN_STEPS:
+      median = float(np.median(self._recent))
+      limit = self.factor * max(median, DIVERGENCE_MEDIAN_FLOOR)
+      if loss > limit:
+        return ("loss diverged to %.6g, above %g x the median %.6g of the "
+                "last %d steps" % (loss, self.factor, median,
+                                   len(self._recent)))
+    self._recent.append(loss)
+    return None
+
+
+def _last_good_checkpoint(train_dir, saver, bad_step):
+  """The newest checkpoint older than the weights that gave a bad loss.
+
+  The loss of step `bad_step` is computed from the weights saved as step
+  `bad_step - 1`, so a checkpoint of that step is itself suspect: the
+  `checkpoint` file is pointed back at the one before (whose weights gave a
+  finite, ordinary loss), so rerunning resumes from it. Nothing is deleted.
+
+  Returns:
+    The checkpoint prefix, or None when no good one was saved.
+  """
+  kept = list(saver.last_checkpoints)
+  good = [p for p in kept if (checkpoints.step_of(p) or 0) < bad_step - 1]
+  if good and len(good) < len(kept):
+    # Relative entries, as the Saver writes them (save_relative_paths).
+    tf.compat.v1.train.update_checkpoint_state(
+        train_dir, os.path.basename(good[-1]),
+        [os.path.basename(p) for p in good])
+  return good[-1] if good else None
 
 
 def classifier_model_fn(network_fn, num_classes, scope):
@@ -244,9 +326,17 @@ def train(model_fn, splits, config, model_spec, stream=None,
     None), history.
 
   Raises:
-    ConfigError, DataError, CheckpointError: bad configuration or inputs.
+    ConfigError, DataError, CheckpointError: bad configuration or inputs
+      (CheckpointError also when every checkpoint to resume from is
+      damaged; a damaged latest one only gives a warning line).
+    DivergenceError: the loss became NaN or Inf, or diverged (see
+      `Divergence`); the `checkpoint` file then names the last good
+      checkpoint.
   """
   validate_config(config)
+  if config.deterministic:
+    # Process-wide and one-way: TensorFlow has no public switch back.
+    tf.config.experimental.enable_op_determinism()
   train_dir = config.train_dir
   try:
     os.makedirs(train_dir, exist_ok=True)
@@ -345,11 +435,20 @@ def train(model_fn, splits, config, model_spec, stream=None,
     try:
       with tf.compat.v1.Session(graph=graph,
                                 config=_session_config(config)) as sess:
-        latest = checkpoints.latest_checkpoint(train_dir)
+        latest, damaged = checkpoints.latest_usable_checkpoint(train_dir)
+        for bad, problem in damaged:
+          log.write("warning: checkpoint %s is damaged (%s); %s" % (
+              bad, problem, "using the previous one" if latest else
+              "no older one is left"))
+        if damaged and not latest:
+          raise errors.CheckpointError(
+              "no usable checkpoint in %s: %s is damaged (%s); delete the "
+              "model.ckpt-* files and the `checkpoint` file to start again" %
+              (train_dir, damaged[0][0], damaged[0][1]))
         if latest:
-          state = tf.train.get_checkpoint_state(train_dir)
           # Keeps max_to_keep counting the checkpoints of earlier processes.
-          saver.recover_last_checkpoints(list(state.all_model_checkpoint_paths))
+          saver.recover_last_checkpoints(
+              checkpoints.listed_checkpoints(train_dir))
           try:
             saver.restore(sess, latest)
           except (tf.errors.InvalidArgumentError, tf.errors.NotFoundError) as e:
@@ -380,6 +479,7 @@ def train(model_fn, splits, config, model_spec, stream=None,
         num_epochs = int(math.ceil(total_steps / float(steps_per_epoch)))
         scalar_names = list(scalars.keys())
         scalar_tensors = [scalars[k] for k in scalar_names]
+        divergence = Divergence(config.divergence_factor)
 
         try:
           while step < total_steps:
@@ -408,12 +508,14 @@ def train(model_fn, splits, config, model_spec, stream=None,
               epoch_examples += batch
               log.add_examples(batch)
               values = results[1]
-              if not np.isfinite(values[0]):
-                raise errors.ConfigError(
-                    "loss became %s at step %d; the last good checkpoint is %s. "
-                    "Lower --learning_rate." %
-                    (values[0], step, checkpoints.latest_checkpoint(train_dir)
-                     or "none yet"))
+              problem = divergence.check(float(values[0]))
+              if problem:
+                good = _last_good_checkpoint(train_dir, saver, step)
+                raise errors.DivergenceError(
+                    "%s at step %d; stopped. The last good checkpoint is %s. "
+                    "Lower --learning_rate (or raise --warmup_epochs)." %
+                    (problem, step, "%s (kept; rerunning resumes from it)" %
+                     good if good else "none (none was saved before it)"))
               for name, value in zip(scalar_names, values):
                 window[name] += float(value)
               window_steps += 1

@@ -14,6 +14,29 @@ OPTIMIZERS = ("sgd", "momentum", "adam", "rmsprop")
 LEARNING_RATE_DECAYS = ("none", "exponential", "piecewise", "cosine")
 
 
+def check_schedule(base_rate, decay, decay_rate):
+  """Raises ConfigError for a schedule no run can use (no graph needed)."""
+  if not base_rate > 0 or not math.isfinite(base_rate):
+    raise errors.ConfigError(
+        "learning_rate must be a finite number > 0, got %r" % base_rate)
+  if decay not in LEARNING_RATE_DECAYS:
+    raise errors.ConfigError(
+        "learning_rate_decay %r is not one of %s" %
+        (decay, ", ".join(LEARNING_RATE_DECAYS)))
+  if decay in ("exponential", "piecewise") and not 0 < decay_rate <= 1:
+    raise errors.ConfigError(
+        "learning_rate_decay_rate must be in (0, 1], got %r" % decay_rate)
+
+
+def check_optimizer(name, momentum):
+  """Raises ConfigError for an unknown optimizer or momentum off [0, 1)."""
+  if name not in OPTIMIZERS:
+    raise errors.ConfigError("optimizer %r is not one of %s" %
+                             (name, ", ".join(OPTIMIZERS)))
+  if not 0 <= momentum < 1:
+    raise errors.ConfigError("momentum must be in [0, 1), got %r" % momentum)
+
+
 def learning_rate_schedule(base_rate, decay, global_step, total_steps,
                            steps_per_epoch, decay_rate=0.1,
                            decay_epochs=None, boundaries_epochs=None,
@@ -44,16 +67,7 @@ def learning_rate_schedule(base_rate, decay, global_step, total_steps,
   Raises:
     ConfigError: an unknown decay or a non-positive rate.
   """
-  if not base_rate > 0 or not math.isfinite(base_rate):
-    raise errors.ConfigError(
-        "learning_rate must be a finite number > 0, got %r" % base_rate)
-  if decay not in LEARNING_RATE_DECAYS:
-    raise errors.ConfigError(
-        "learning_rate_decay %r is not one of %s" %
-        (decay, ", ".join(LEARNING_RATE_DECAYS)))
-  if decay in ("exponential", "piecewise") and not 0 < decay_rate <= 1:
-    raise errors.ConfigError(
-        "learning_rate_decay_rate must be in (0, 1], got %r" % decay_rate)
+  check_schedule(base_rate, decay, decay_rate)
   total_steps = max(int(total_steps), 1)
   step = tf.cast(global_step, tf.float32)
   with tf.compat.v1.name_scope("learning_rate"):
@@ -94,11 +108,7 @@ def make_optimizer(name, learning_rate, momentum=0.9):
   Raises:
     ConfigError: an unknown name or momentum outside [0, 1).
   """
-  if name not in OPTIMIZERS:
-    raise errors.ConfigError("optimizer %r is not one of %s" %
-                             (name, ", ".join(OPTIMIZERS)))
-  if not 0 <= momentum < 1:
-    raise errors.ConfigError("momentum must be in [0, 1), got %r" % momentum)
+  check_optimizer(name, momentum)
   train = tf.compat.v1.train
   if name == "sgd":
     return train.GradientDescentOptimizer(learning_rate)
