@@ -131,6 +131,7 @@ QUICK = {"teacher_model": "cnn_teacher", "teacher_epochs": 3.0,
          "student_model": "cnn_student", "student_options": {},
          "distill_epochs": 8.0, "distill_learning_rate": 0.05,
          "distill_learning_rate_decay": "none", "distill_optimizer": "sgd",
+         "distill_weight_decay": 0.0,
          "temperature": 4.0, "alpha": 0.1, "target_sparsity": 0.5,
          "structured_fraction": 0.0, "prune_epochs": 2.0,
          "latency_repeats": 100, "skip": (),
@@ -140,7 +141,9 @@ FULL = dict(QUICK, teacher_epochs=30.0, student_model="cnn_teacher",
             student_options={"layer_widths": {"conv1": 16, "conv2": 32,
                                               "fc1": 128}},
             temperature=8.0, alpha=0.5, distill_epochs=30.0,
-            distill_learning_rate_decay="cosine", prune_epochs=4.0,
+            distill_optimizer="momentum", distill_learning_rate=0.02,
+            distill_learning_rate_decay="cosine", distill_weight_decay=5e-4,
+            prune_epochs=4.0,
             latency_repeats=300)
 
 
