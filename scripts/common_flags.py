@@ -493,7 +493,7 @@ def cluster_role():
                     if FLAGS[name].present]
     if cluster_only:
       raise errors.ConfigError(
-          "%s need a cluster: give --ps_hosts, --worker_hosts and "
+          "%s: only for a cluster; give --ps_hosts, --worker_hosts and "
           "--job_name (or TF_CONFIG)" %
           ", ".join("--" + n for n in cluster_only))
   return role
