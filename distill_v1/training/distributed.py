@@ -219,13 +219,7 @@ def evaluate_checkpoint(model_fn, splits, prefix, batch_size):
     model_fn(tf.compat.v1.placeholder(
         tf.float32, [None] + [int(d) for d in splits.image_shape]),
              tf.compat.v1.placeholder(tf.int64, [None]), False)
-    towers = [("test", loop._EvalTower(model_fn, splits.test_images,
-                                       splits.test_labels, batch_size,
-                                       "test"))]
-    if len(splits.validation_labels):
-      towers.append(("validation", loop._EvalTower(
-          model_fn, splits.validation_images, splits.validation_labels,
-          batch_size, "validation")))
+    towers = loop.build_eval_towers(model_fn, splits, batch_size)
     saver = tf.compat.v1.train.Saver(tf.compat.v1.global_variables())
     entry = collections.OrderedDict()
     with tf.compat.v1.Session(graph=graph) as sess:
@@ -249,8 +243,11 @@ def train(model_fn, splits, config, model_spec, role, server_target,
 
   Args:
     model_fn, splits, config, model_spec, stream, train_extras: as in
-      `loop.train`. A distillation teacher should be built worker-local
-      (`checkpoint_teacher.build_checkpoint_teacher(local_device=...)`).
+      `loop.train`, except that `ModelOutputs.init_fn` is not called: the
+      frozen variables (a distillation teacher's) must be worker-local
+      LOCAL_VARIABLES initialised by their own initializers, as
+      `checkpoint_teacher.build_checkpoint_teacher(local_device=...)`
+      builds them.
     role: cluster.ClusterRole of a worker.
     server_target: this worker's `tf.distribute.Server(...).target`.
     options: ClusterOptions.
@@ -293,6 +290,18 @@ def train(model_fn, splits, config, model_spec, role, server_target,
           input_device=role.device,
           wrap_optimizer=wrap_optimizer if options.sync_replicas else None)
     log.total_steps = g.total_steps
+    local = set(v.op.name for v in tf.compat.v1.local_variables())
+    shared = [v.op.name for v in g.outputs.frozen_vars
+              if v.op.name not in local]
+    if shared:
+      # The chief would never initialise them: every worker would wait.
+      raise errors.ConfigError(
+          "frozen variables must be worker-local on a cluster (build the "
+          "teacher with local_device=%r): %s" %
+          (role.device, ", ".join(shared[:3])))
+    with tf.control_dependencies([g.train_op]):
+      # The global step after this worker's update (or later workers').
+      step_after = tf.identity(g.global_step.read_value())
     input_hook = _InputHook(g.train_input, g.global_step)
     hooks = [tf.compat.v1.train.StopAtStepHook(last_step=g.total_steps),
              input_hook]
@@ -335,8 +344,8 @@ def train(model_fn, splits, config, model_spec, role, server_target,
               scaffold, server_target, session_config,
               options.session_wait_secs, options.max_wait_secs),
           hooks=hooks, stop_grace_period_secs=options.stop_grace_period_secs)
-    report = _run(session, g, input_hook, config, role, log, saver,
-                  end_tokens, replicas if sync else None)
+    report = _run(session, g, step_after, input_hook, config, role, log,
+                  saver, end_tokens, replicas if sync else None)
 
   report.update(sync_replicas=bool(options.sync_replicas),
                 replicas_to_aggregate=replicas if sync else None)
@@ -359,8 +368,8 @@ def _raw(session, fn):
       lambda step_context: fn(step_context.session))
 
 
-def _run(session, g, input_hook, config, role, log, saver, end_tokens,
-         replicas_per_step):
+def _run(session, g, step_after, input_hook, config, role, log, saver,
+         end_tokens, replicas_per_step):
   """The worker's step loop; returns its report (see `train`)."""
   names = list(g.scalars.keys())
   tensors = [g.scalars[k] for k in names]
@@ -377,7 +386,7 @@ def _run(session, g, input_hook, config, role, log, saver, end_tokens,
       while not session.should_stop():
         batch = input_hook.batch_size(config.batch_size)
         t0 = time.time()
-        _, values, step = session.run([g.train_op, tensors, g.global_step])
+        values, step = session.run([tensors, step_after])
         step = int(step)
         train_time += time.time() - t0
         local_steps += 1

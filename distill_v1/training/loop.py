@@ -242,6 +242,22 @@ def _on_device(device):
   return tf.device(device) if device else contextlib.nullcontext()
 
 
+def build_eval_towers(model_fn, splits, batch_size, device=None):
+  """[(split name, _EvalTower)]: test, and validation when there is one.
+
+  The towers reuse the variables model_fn created before; `device` holds
+  their in-memory data.
+  """
+  towers = [("test", _EvalTower(model_fn, splits.test_images,
+                                splits.test_labels, batch_size, "test",
+                                device))]
+  if len(splits.validation_labels):
+    towers.append(("validation", _EvalTower(
+        model_fn, splits.validation_images, splits.validation_labels,
+        batch_size, "validation", device)))
+  return towers
+
+
 def build_train_graph(model_fn, splits, config, train_extras=None,
                       input_seed=None, input_device=None,
                       wrap_optimizer=None):
@@ -311,16 +327,8 @@ def build_train_graph(model_fn, splits, config, train_extras=None,
       train_op = tf.group(*[fn() for fn in outputs.after_step_fns],
                           name="after_step")
 
-  eval_towers = [("test", _EvalTower(model_fn, splits.test_images,
-                                     splits.test_labels,
-                                     config.eval_batch_size, "test",
-                                     input_device))]
-  if len(splits.validation_labels):
-    eval_towers.append(
-        ("validation", _EvalTower(model_fn, splits.validation_images,
-                                  splits.validation_labels,
-                                  config.eval_batch_size, "validation",
-                                  input_device)))
+  eval_towers = build_eval_towers(model_fn, splits, config.eval_batch_size,
+                                  input_device)
 
   scalars = collections.OrderedDict([("loss", loss), ("accuracy", accuracy),
                                      ("learning_rate", learning_rate)])
