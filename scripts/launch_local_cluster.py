@@ -22,7 +22,6 @@ cluster"); this launcher only does that for you on one machine.
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -48,26 +47,6 @@ flags.DEFINE_bool(
 flags.DEFINE_string(
     "task_log_dir", None,
     "Folder of the tasks' logs (default: a new temporary folder).")
-
-
-def free_ports(count):
-  """`count` distinct free TCP ports on 127.0.0.1 (bound to 0, then released)."""
-  sockets = []
-  try:
-    for _ in range(count):
-      s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-      s.bind(("127.0.0.1", 0))
-      sockets.append(s)
-    return [s.getsockname()[1] for s in sockets]
-  finally:
-    for s in sockets:
-      s.close()
-
-
-def local_hosts(num_ps, num_workers):
-  """(ps_hosts, worker_hosts): lists of "127.0.0.1:<free port>"."""
-  hosts = ["127.0.0.1:%d" % p for p in free_ports(num_ps + num_workers)]
-  return hosts[:num_ps], hosts[num_ps:]
 
 
 def binary_command(binary):
@@ -139,8 +118,9 @@ def stop_tasks(processes, grace_secs=5.0):
 
 def launch(binary, num_ps, num_workers, passthrough, log_dir):
   """Runs the cluster to the end; returns the exit code (see the module doc)."""
+  from distill_v1.training import cluster  # pylint: disable=g-import-not-at-top
   os.makedirs(log_dir, exist_ok=True)
-  ps_hosts, worker_hosts = local_hosts(num_ps, num_workers)
+  ps_hosts, worker_hosts = cluster.local_hosts(num_ps, num_workers)
   command = binary_command(binary)
   print("cluster: ps %s, workers %s; logs in %s" %
         (",".join(ps_hosts), ",".join(worker_hosts), log_dir), flush=True)

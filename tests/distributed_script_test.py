@@ -19,6 +19,7 @@ import time
 import pytest
 
 from distill_v1.compat import tf
+from distill_v1.training import cluster as cluster_lib
 from tests import conftest
 from tests import testing_utils
 
@@ -68,8 +69,7 @@ class _Cluster(object):
     self.log_dir = log_dir
     self.command = [sys.executable, os.path.join(SCRIPTS, binary + ".py")]
     self.args = args
-    self.ps_hosts, self.worker_hosts = self.launcher.local_hosts(
-        1, num_workers)
+    self.ps_hosts, self.worker_hosts = cluster_lib.local_hosts(1, num_workers)
     self.processes = []
 
   def log_path(self, job, index, run=0):

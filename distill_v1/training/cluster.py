@@ -22,6 +22,7 @@ Usage:
 import collections
 import json
 import os
+import socket
 
 from distill_v1 import errors
 from distill_v1.compat import tf
@@ -156,6 +157,30 @@ def role_from_args(ps_hosts=None, worker_hosts=None, job_name=None,
   if not text:
     return None
   return role_from_tf_config(text)
+
+
+def free_ports(count):
+  """`count` distinct free TCP ports on 127.0.0.1 (bound to 0, then released).
+
+  Another process may take a port between this call and the server's start;
+  on a machine of your own that is rare enough for trying things out.
+  """
+  sockets = []
+  try:
+    for _ in range(count):
+      s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+      s.bind(("127.0.0.1", 0))
+      sockets.append(s)
+    return [s.getsockname()[1] for s in sockets]
+  finally:
+    for s in sockets:
+      s.close()
+
+
+def local_hosts(num_ps, num_workers):
+  """(ps_hosts, worker_hosts): lists of "127.0.0.1:<free port>"."""
+  hosts = ["127.0.0.1:%d" % p for p in free_ports(num_ps + num_workers)]
+  return hosts[:num_ps], hosts[num_ps:]
 
 
 def session_config(role, intra_op_threads=0, inter_op_threads=0):
