@@ -304,3 +304,52 @@ def test_killed_worker_restarts_and_finishes(tmp_path, data_dir):
   assert 0 < report["first_global_step"] < target, report
   assert "worker 1 of 2 joined at global step %d" % (
       report["first_global_step"]) in cluster.log("worker", 1, run=1)
+
+
+def _checkpoint_steps(train_dir):
+  if not os.path.isdir(train_dir):
+    return []
+  return sorted(int(m.group(1)) for m in (
+      re.match(r"model\.ckpt-(\d+)\.index$", f) for f in os.listdir(train_dir))
+                if m)
+
+
+@pytest.mark.slow
+def test_restarted_parameter_server_is_recovered_from_the_last_checkpoint(
+    tmp_path, data_dir):
+  train_dir = str(tmp_path / "run")
+  target = 1000
+  cluster = _Cluster(str(tmp_path), "train", QUICK + [
+      "--model=mlp_student", "--data_dir=" + data_dir,
+      "--train_dir=" + train_dir, "--epochs=1000",
+      "--max_steps=%d" % target, "--log_every_steps=50",
+      "--save_every_steps=100"])
+  try:
+    ps = cluster.start("ps", 0)
+    chief = cluster.start("worker", 0)
+    worker = cluster.start("worker", 1)
+    deadline = time.time() + TIMEOUT
+    while max(_checkpoint_steps(train_dir) or [0]) < 100:
+      assert time.time() < deadline and chief.poll() is None, (
+          cluster.log("worker", 0)[-3000:])
+      time.sleep(0.2)
+    os.killpg(ps.pid, signal.SIGKILL)
+    ps.wait(10)
+    saved = _checkpoint_steps(train_dir)
+    time.sleep(2)
+    cluster.start("ps", 0, run=1)  # same port, empty
+    cluster.wait(chief, "worker", 0)
+    cluster.wait(worker, "worker", 1)
+  finally:
+    cluster.close()
+  assert _read_json(os.path.join(train_dir, "metrics.json"))[
+      "global_step"] >= target
+  for index in (0, 1):
+    found = re.findall(r"worker %d of 2 re-created its session \(a task was "
+                       r"restarted\) at global step (\d+)" % index,
+                       cluster.log("worker", index))
+    # An empty parameter server has no global step: the workers go on from
+    # the last checkpoint written before the kill (plus the few steps the
+    # other worker may take before this one reads it).
+    assert found and saved[-1] <= int(found[0]) <= saved[-1] + 50, (
+        saved, cluster.log("worker", index)[-3000:])

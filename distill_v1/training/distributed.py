@@ -25,19 +25,22 @@ last step.
     examples/sec) into `train_dir`.
 
 What is survived (a `MonitoredSession` re-creates its session after
-`AbortedError`/`UnavailableError`):
+`AbortedError`/`UnavailableError`; checked with asynchronous training):
   * a non-chief worker killed and restarted with the same flags rejoins at
     the current global step (the steps it was computing are lost);
-  * the chief killed and restarted restores the latest checkpoint (steps
-    after it are redone) and carries on; the other workers wait meanwhile;
-  * a parameter server killed and restarted comes back empty: the chief's
-    session is re-created and restores the latest checkpoint, the other
-    workers wait until it has, then everyone continues; steps after that
-    checkpoint are lost.
+  * the chief killed and restarted restores the latest checkpoint into the
+    parameter servers and carries on; in asynchronous training the other
+    workers keep training meanwhile, and the restore undoes their steps
+    since that checkpoint;
+  * a parameter server killed and restarted comes back empty: every worker
+    re-creates its session, the chief's restores the latest checkpoint, the
+    others wait until it has, then everyone continues from that checkpoint's
+    global step (the steps after it are redone).
 What is not: a parameter server or chief that stays down stops the run (the
 other workers wait up to `max_wait_secs`); the exact batch sequence of an
 uninterrupted run is not reproduced (workers race), unlike single-process
-resumption.
+resumption; and a worker's `worker_<i>.json` counts only the steps of its
+last process.
 """
 
 import collections
@@ -139,9 +142,12 @@ class _InputHook(tf.compat.v1.train.SessionRunHook):
   the iterator runs dry.
   """
 
-  def __init__(self, train_input, global_step):
+  def __init__(self, train_input, global_step, role, log):
     self._input = train_input
     self._global_step = global_step
+    self._role = role
+    self._log = log
+    self._sessions = 0
     self.epoch = 0
     self.batches = 0
 
@@ -151,8 +157,13 @@ class _InputHook(tf.compat.v1.train.SessionRunHook):
 
   def after_create_session(self, session, coord):
     del coord
-    self.epoch = int(session.run(self._global_step)) // (
-        self._input.batches_per_epoch)
+    step = int(session.run(self._global_step))
+    self._sessions += 1
+    self._log.write("worker %d of %d %s at global step %d" % (
+        self._role.task_index, self._role.num_workers,
+        "joined" if self._sessions == 1 else
+        "re-created its session (a task was restarted)", step))
+    self.epoch = step // self._input.batches_per_epoch
     self._start(session)
 
   def batch_size(self, batch_size):
@@ -302,7 +313,7 @@ def train(model_fn, splits, config, model_spec, role, server_target,
     with tf.control_dependencies([g.train_op]):
       # The global step after this worker's update (or later workers').
       step_after = tf.identity(g.global_step.read_value())
-    input_hook = _InputHook(g.train_input, g.global_step)
+    input_hook = _InputHook(g.train_input, g.global_step, role, log)
     hooks = [tf.compat.v1.train.StopAtStepHook(last_step=g.total_steps),
              input_hook]
     end_tokens = None
@@ -380,8 +391,6 @@ def _run(session, g, step_after, input_hook, config, role, log, saver,
   with session:
     try:
       first_step = step = int(_raw(session, lambda s: s.run(g.global_step)))
-      log.write("worker %d of %d joined at global step %d" %
-                (role.task_index, role.num_workers, step))
       log.restart_window()
       while not session.should_stop():
         batch = input_hook.batch_size(config.batch_size)
