@@ -271,16 +271,9 @@ def train(model_fn, splits, config, model_spec, role, server_target,
     ConfigError, DataError, CheckpointError: bad configuration or inputs.
   """
   options = options or ClusterOptions()
-  loop.validate_config(config)
   validate_options(options, role)
+  loop.prepare_train_dir(config, model_spec if role.is_chief else None)
   train_dir = config.train_dir
-  try:
-    os.makedirs(train_dir, exist_ok=True)
-  except OSError as e:
-    raise errors.ConfigError("cannot create train_dir %s: %s" %
-                             (train_dir, e.strerror or e)) from None
-  if role.is_chief:
-    loop._check_spec(train_dir, model_spec)
   log = progress_lib.Progress(0, config.batch_size, stream=stream)
   replicas = options.replicas_to_aggregate or role.num_workers
   sync = []

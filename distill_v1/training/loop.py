@@ -208,6 +208,28 @@ class _EvalTower(object):
     return correct / float(n), loss_sum / float(n)
 
 
+def prepare_train_dir(config, model_spec=None):
+  """Validates config and creates its train_dir.
+
+  Args:
+    config: TrainConfig.
+    model_spec: the run's model spec, or None not to check it against the
+      train_dir's (a worker that does not own the directory).
+
+  Raises:
+    ConfigError: a bad config, a train_dir that cannot be created, or one
+      holding another model's run.
+  """
+  validate_config(config)
+  try:
+    os.makedirs(config.train_dir, exist_ok=True)
+  except OSError as e:
+    raise errors.ConfigError("cannot create train_dir %s: %s" %
+                             (config.train_dir, e.strerror or e)) from None
+  if model_spec is not None:
+    _check_spec(config.train_dir, model_spec)
+
+
 def _check_spec(train_dir, model_spec):
   """Refuses to resume a train_dir that holds another model's run."""
   path = os.path.join(train_dir, checkpoints.MODEL_SPEC_FILENAME)
@@ -375,14 +397,8 @@ def train(model_fn, splits, config, model_spec, stream=None,
   Raises:
     ConfigError, DataError, CheckpointError: bad configuration or inputs.
   """
-  validate_config(config)
+  prepare_train_dir(config, model_spec)
   train_dir = config.train_dir
-  try:
-    os.makedirs(train_dir, exist_ok=True)
-  except OSError as e:
-    raise errors.ConfigError("cannot create train_dir %s: %s" %
-                             (train_dir, e.strerror or e)) from None
-  _check_spec(train_dir, model_spec)
   log = progress_lib.Progress(0, config.batch_size, stream=stream)
 
   graph = tf.Graph()
