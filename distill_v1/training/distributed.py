@@ -148,6 +148,7 @@ class _InputHook(tf.compat.v1.train.SessionRunHook):
     self._role = role
     self._log = log
     self._sessions = 0
+    self.joined_step = None  # the global step of the first session.
     self.epoch = 0
     self.batches = 0
 
@@ -159,6 +160,8 @@ class _InputHook(tf.compat.v1.train.SessionRunHook):
     del coord
     step = int(session.run(self._global_step))
     self._sessions += 1
+    if self._sessions == 1:
+      self.joined_step = step
     self._log.write("worker %d of %d %s at global step %d" % (
         self._role.task_index, self._role.num_workers,
         "joined" if self._sessions == 1 else
@@ -383,7 +386,7 @@ def _run(session, g, step_after, input_hook, config, role, log, saver,
   num_epochs = -(-g.total_steps // g.steps_per_epoch)
   with session:
     try:
-      first_step = step = int(_raw(session, lambda s: s.run(g.global_step)))
+      first_step = step = input_hook.joined_step
       log.restart_window()
       while not session.should_stop():
         batch = input_hook.batch_size(config.batch_size)
