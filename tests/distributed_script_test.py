@@ -276,7 +276,7 @@ def test_sync_distillation_every_worker_contributes(tmp_path, data_dir,
 @pytest.mark.slow
 def test_killed_worker_restarts_and_finishes(tmp_path, data_dir):
   train_dir = str(tmp_path / "run")
-  target = 1200
+  target = 800
   cluster = _Cluster(str(tmp_path), "train", QUICK + [
       "--model=mlp_student", "--data_dir=" + data_dir,
       "--train_dir=" + train_dir, "--epochs=1000",
@@ -318,7 +318,7 @@ def _checkpoint_steps(train_dir):
 def test_restarted_parameter_server_is_recovered_from_the_last_checkpoint(
     tmp_path, data_dir):
   train_dir = str(tmp_path / "run")
-  target = 1000
+  target = 700
   cluster = _Cluster(str(tmp_path), "train", QUICK + [
       "--model=mlp_student", "--data_dir=" + data_dir,
       "--train_dir=" + train_dir, "--epochs=1000",
@@ -344,12 +344,15 @@ def test_restarted_parameter_server_is_recovered_from_the_last_checkpoint(
     cluster.close()
   assert _read_json(os.path.join(train_dir, "metrics.json"))[
       "global_step"] >= target
-  for index in (0, 1):
-    found = re.findall(r"worker %d of 2 re-created its session \(a task was "
-                       r"restarted\) at global step (\d+)" % index,
-                       cluster.log("worker", index))
-    # An empty parameter server has no global step: the workers go on from
-    # the last checkpoint written before the kill (plus the few steps the
-    # other worker may take before this one reads it).
-    assert found and saved[-1] <= int(found[0]) <= saved[-1] + 50, (
-        saved, cluster.log("worker", index)[-3000:])
+  found = [re.findall(r"worker %d of 2 re-created its session \(a task was "
+                      r"restarted\) at global step (\d+)" % index,
+                      cluster.log("worker", index)) for index in (0, 1)]
+  assert found[0] and found[1], (saved, found)
+  chief_step, worker_step = int(found[0][0]), int(found[1][0])
+  # An empty parameter server has no global step: the chief restored its
+  # last checkpoint before the kill (give or take the few steps the other
+  # worker may take before the chief reads it) ...
+  assert saved[-1] <= chief_step <= saved[-1] + 50, (saved, found)
+  # ... and the other worker, which notices the loss in its own time (gRPC
+  # reconnection back-off), went on from there.
+  assert chief_step <= worker_step < target, (saved, found)
