@@ -16,7 +16,7 @@ with open("distill_v1/__init__.py", encoding="utf-8") as f:
 
 TF_RANGE = ">=2.16,<2.22"
 BINARIES = ("train", "distill", "evaluate", "prune", "export", "predict",
-            "compress", "quantize", "benchmark")
+            "compress", "quantize", "benchmark", "launch_local_cluster")
 
 setuptools.setup(
     name="distill_v1",

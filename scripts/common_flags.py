@@ -456,3 +456,113 @@ def run_guarded(binary_name, fn):
     sys.exit(130)
   finally:
     signal.signal(signal.SIGTERM, previous)
+
+
+def define_cluster_flags():
+  """Flags of TensorFlow 1's between-graph replication (ps + workers)."""
+  flags.DEFINE_list(
+      "ps_hosts", [],
+      "Cluster: comma-separated host:port of the parameter servers. With "
+      "--worker_hosts and --job_name the binary runs as one task of a "
+      "cluster (alternatively, set the TF_CONFIG environment variable).")
+  flags.DEFINE_list("worker_hosts", [],
+                    "Cluster: comma-separated host:port of the workers; "
+                    "worker 0 is the chief.")
+  flags.DEFINE_string(
+      "job_name", None,
+      "Cluster: this task's job, ps (serves variables until killed) or "
+      "worker (trains).")
+  flags.DEFINE_integer("task_index", None,
+                       "Cluster: this task's index in its job (default 0).")
+  flags.DEFINE_bool(
+      "sync_replicas", False,
+      "Cluster: synchronous training (SyncReplicasOptimizer averages "
+      "--replicas_to_aggregate gradients per step) instead of asynchronous.")
+  flags.DEFINE_integer(
+      "replicas_to_aggregate", None,
+      "Cluster, with --sync_replicas: gradients averaged per global step "
+      "(default: the number of workers).", lower_bound=1)
+  flags.DEFINE_float(
+      "save_checkpoint_secs", 0.0,
+      "Cluster: the chief checkpoints every N seconds (0 = every "
+      "--save_every_steps global steps, or every epoch when that is 0).",
+      lower_bound=0.0)
+  flags.DEFINE_float(
+      "session_wait_secs", 1.0,
+      "Cluster: seconds between a worker's checks that the chief has "
+      "initialised (or restored) the model.", lower_bound=0.0)
+  flags.DEFINE_float(
+      "stop_grace_period_secs", 5.0,
+      "Cluster: seconds a worker's threads get to stop at the end.",
+      lower_bound=0.0)
+  flags.DEFINE_float(
+      "max_wait_secs", 1800.0,
+      "Cluster: how long a worker waits for the parameter servers and the "
+      "chief before giving up.", lower_bound=0.0)
+
+
+def cluster_role():
+  """This process's `cluster.ClusterRole` (flags, else TF_CONFIG), or None."""
+  from distill_v1.training import cluster  # pylint: disable=g-import-not-at-top
+  role = cluster.role_from_args(FLAGS.ps_hosts, FLAGS.worker_hosts,
+                                FLAGS.job_name, FLAGS.task_index)
+  if role is None:
+    cluster_only = [name for name in (
+        "sync_replicas", "replicas_to_aggregate", "save_checkpoint_secs")
+                    if FLAGS[name].present]
+    if cluster_only:
+      raise errors.ConfigError(
+          "%s: only for a cluster; give --ps_hosts, --worker_hosts and "
+          "--job_name (or TF_CONFIG)" %
+          ", ".join("--" + n for n in cluster_only))
+  return role
+
+
+def serve_if_parameter_server(role):
+  """On a parameter server: serves the variables until killed; returns True."""
+  if role is None or role.job_name != "ps":
+    return False
+  from distill_v1.training import cluster  # pylint: disable=g-import-not-at-top
+  server = cluster.start_server(role)
+  print("parameter server %s serving on %s (stop it with SIGTERM)" %
+        (role.device, role.ps_hosts[role.task_index]), flush=True)
+  server.join()
+  return True
+
+
+def refuse_in_cluster(role, names):
+  """Refuses flags the cluster loop does not support (by name)."""
+  given = [n for n in names if FLAGS[n].present]
+  if role is not None and given:
+    raise errors.ConfigError(
+        "%s: not supported in a cluster (train in one process)" %
+        ", ".join("--" + n for n in given))
+
+
+def train_on_role(role, model_fn, splits, config, spec, train_extras=None):
+  """loop.train, or distributed.train as this cluster worker.
+
+  Returns:
+    metrics.json's dict; None on a worker other than the chief.
+  """
+  # pylint: disable=g-import-not-at-top
+  from distill_v1.training import cluster
+  from distill_v1.training import distributed
+  from distill_v1.training import loop
+  # pylint: enable=g-import-not-at-top
+  if role is None:
+    return loop.train(model_fn, splits, config, spec,
+                      train_extras=train_extras)
+  options = distributed.ClusterOptions(
+      sync_replicas=FLAGS.sync_replicas,
+      replicas_to_aggregate=FLAGS.replicas_to_aggregate,
+      save_checkpoint_secs=FLAGS.save_checkpoint_secs,
+      session_wait_secs=FLAGS.session_wait_secs,
+      stop_grace_period_secs=FLAGS.stop_grace_period_secs,
+      max_wait_secs=FLAGS.max_wait_secs)
+  distributed.validate_options(options, role)
+  server = cluster.start_server(role)
+  metrics = distributed.train(model_fn, splits, config, spec, role,
+                              server.target, options,
+                              train_extras=train_extras)
+  return metrics if role.is_chief else None

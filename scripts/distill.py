@@ -27,6 +27,7 @@ FLAGS = flags.FLAGS
 
 common_flags.define_training_flags(default_model="cnn_student")
 common_flags.define_pruning_flags(prefix="prune_")
+common_flags.define_cluster_flags()
 flags.DEFINE_list(
     "teacher_checkpoint", [],
     "Teacher checkpoint(s): a prefix or a training directory (its latest "
@@ -282,6 +283,12 @@ def distill_model():
   from distill_v1.training import distillation
   from distill_v1.training import loop
   # pylint: enable=g-import-not-at-top
+  role = common_flags.cluster_role()
+  if common_flags.serve_if_parameter_server(role):
+    return None
+  common_flags.refuse_in_cluster(role, [
+      "prune_target_sparsity", "pruning_hparams", "bias_correction",
+      "teacher_graph"])
   options = common_flags.model_options()
   student_fn = nets_factory.get_network_fn(FLAGS.model, **options)
   config = common_flags.training_config()
@@ -312,7 +319,8 @@ def distill_model():
     builders = [
         functools.partial(checkpoint_teacher.build_checkpoint_teacher,
                           model=name, checkpoint=ckpt,
-                          num_classes=splits.num_classes, scope=scope_of(i))
+                          num_classes=splits.num_classes, scope=scope_of(i),
+                          local_device=role.device if role else None)
         for i, (name, ckpt) in enumerate(pairs)]
   train_extras = None
   if FLAGS.teacher_logits_cache:
@@ -335,8 +343,10 @@ def distill_model():
     spec["omitted_classes"] = [int(c) for c in FLAGS.omit_classes]
   model_fn, pruning_hparams = common_flags.with_pruning(model_fn, splits)
   _dry_build(model_fn, splits, train_extras)
-  metrics = loop.train(model_fn, splits, config, spec,
-                       train_extras=train_extras)
+  metrics = common_flags.train_on_role(role, model_fn, splits, config, spec,
+                                       train_extras=train_extras)
+  if metrics is None:  # A worker other than the chief.
+    return None
   common_flags.strip_pruning_masks(pruning_hparams)
   if FLAGS.bias_correction:
     correct_biases(student_fn, splits, spec)

@@ -4,6 +4,10 @@ Usage:
   distill-v1-train --model=cnn_teacher --train_dir=/tmp/cnn_teacher \
       --epochs=15 --optimizer=momentum --learning_rate=0.01
 
+On a cluster (`--ps_hosts --worker_hosts --job_name --task_index`, or
+TF_CONFIG), parameter servers serve the variables and workers train together;
+see README.md, "Running on a cluster".
+
 Rerunning the same command resumes from the latest checkpoint in --train_dir.
 Writes checkpoints, TensorBoard summaries, model_spec.json and metrics.json
 into --train_dir. `--flagfile=FILE` reads flags from a file; `--helpfull`
@@ -22,6 +26,7 @@ FLAGS = flags.FLAGS
 
 common_flags.define_training_flags(default_model="cnn_student")
 common_flags.define_pruning_flags(prefix="prune_")
+common_flags.define_cluster_flags()
 
 
 def train_model():
@@ -31,6 +36,11 @@ def train_model():
   from distill_v1.models import nets_factory
   from distill_v1.training import loop
   # pylint: enable=g-import-not-at-top
+  role = common_flags.cluster_role()
+  if common_flags.serve_if_parameter_server(role):
+    return None
+  common_flags.refuse_in_cluster(role, ["prune_target_sparsity",
+                                        "pruning_hparams"])
   options = common_flags.model_options()
   network_fn = nets_factory.get_network_fn(FLAGS.model, **options)
   config = common_flags.training_config()
@@ -42,7 +52,9 @@ def train_model():
   model_fn = loop.classifier_model_fn(network_fn, splits.num_classes,
                                       scope=FLAGS.model)
   model_fn, pruning_hparams = common_flags.with_pruning(model_fn, splits)
-  metrics = loop.train(model_fn, splits, config, spec)
+  metrics = common_flags.train_on_role(role, model_fn, splits, config, spec)
+  if metrics is None:  # A worker other than the chief.
+    return None
   common_flags.strip_pruning_masks(pruning_hparams)
   common_flags.print_final(metrics)
   return metrics

@@ -240,3 +240,31 @@ def test_ensemble_scopes_coexist(tmp_path):
   np.testing.assert_allclose(got_a, expected_a, rtol=1e-6, atol=1e-6)
   np.testing.assert_allclose(got_b, expected_b, rtol=1e-6, atol=1e-6)
   assert not np.allclose(got_a, got_b)
+
+
+def test_worker_local_teacher_restores_through_local_variables_initializer(
+    tmp_path):
+  images = random_images()
+  prefix, values, expected = save_network(str(tmp_path / "teacher"),
+                                          images=images)
+  with tf.Graph().as_default():
+    images_ph = v1.placeholder(tf.float32, [None, SIZE, SIZE, 1],
+                               name="images")
+    handle = checkpoint_teacher.build_checkpoint_teacher(
+        images_ph, "cnn_student", prefix, NUM_CLASSES,
+        local_device="/job:localhost/replica:0/task:0")
+    # Neither a parameter server's (global) nor trained.
+    assert not v1.global_variables() and not v1.trainable_variables()
+    assert sorted(v.op.name for v in v1.local_variables()) == sorted(
+        "teacher/" + n for n in values)
+    assert all(v.device == "/job:localhost/replica:0/task:0"
+               for v in handle.variables)
+    with v1.Session() as sess:
+      # What a MonitoredSession's local init op runs, and nothing else.
+      sess.run(v1.local_variables_initializer())
+      got = sess.run(handle.logits, {images_ph: images})
+      np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-6)
+    with v1.Session() as sess:
+      handle.init_fn(sess)  # The single-process path works the same.
+      np.testing.assert_allclose(sess.run(handle.logits, {images_ph: images}),
+                                 expected, rtol=1e-6, atol=1e-6)

@@ -9,6 +9,7 @@ into the student's checkpoints.
 """
 
 import collections
+import contextlib
 
 from distill_v1 import errors
 from distill_v1.compat import tf
@@ -30,8 +31,16 @@ def _non_trainable_getter(getter, *args, **kwargs):
   return getter(*args, **kwargs)
 
 
+def _local_getter(getter, *args, **kwargs):
+  """Non-trainable and in LOCAL_VARIABLES: not a parameter server's to hold."""
+  kwargs["trainable"] = False
+  kwargs["collections"] = [tf.compat.v1.GraphKeys.LOCAL_VARIABLES]
+  return getter(*args, **kwargs)
+
+
 def build_checkpoint_teacher(images, model, checkpoint, num_classes,
-                             model_options=None, scope="teacher"):
+                             model_options=None, scope="teacher",
+                             local_device=None):
   """Builds a frozen model-zoo teacher on `images`.
 
   Args:
@@ -42,6 +51,11 @@ def build_checkpoint_teacher(images, model, checkpoint, num_classes,
     model_options: dict of network options (e.g. width_multiplier); by default
       those in the checkpoint directory's model_spec.json, if any.
     scope: outer variable scope, e.g. "teacher" or "teacher_1".
+    local_device: e.g. "/job:worker/task:1" on a cluster: the teacher is
+      built on that device with its variables in LOCAL_VARIABLES (so
+      `replica_device_setter` leaves them on the worker and the chief's Saver
+      does not own them), initialised from the checkpoint by their own
+      initializers, i.e. by the local init op of every worker's session.
 
   Returns:
     TeacherHandle.
@@ -65,18 +79,29 @@ def build_checkpoint_teacher(images, model, checkpoint, num_classes,
     model_options = (spec["model_options"] if spec and spec["model"] == model
                      else {})
   network_fn = nets_factory.get_network_fn(model, **model_options)
-  with tf.compat.v1.variable_scope(scope, custom_getter=_non_trainable_getter):
-    outer = tf.compat.v1.get_variable_scope().name
-    logits, end_points = network_fn(images, num_classes, is_training=False,
-                                    scope=model)
+  with tf.device(local_device) if local_device else contextlib.nullcontext():
+    with tf.compat.v1.variable_scope(
+        scope, custom_getter=_local_getter if local_device else
+        _non_trainable_getter):
+      outer = tf.compat.v1.get_variable_scope().name
+      logits, end_points = network_fn(images, num_classes, is_training=False,
+                                      scope=model)
   variables = tf.compat.v1.get_collection(
+      tf.compat.v1.GraphKeys.LOCAL_VARIABLES if local_device else
       tf.compat.v1.GraphKeys.GLOBAL_VARIABLES, scope=outer + "/")
   var_map = {v.op.name[len(outer) + 1:]: v for v in variables}
   checkpoints.check_fits(prefix, var_map, model_name=model)
-  saver = tf.compat.v1.train.Saver(var_map)
+  if local_device:
+    # The initializers read the checkpoint: whatever initialises the local
+    # variables (a MonitoredSession's local init op) restores the teacher.
+    tf.compat.v1.train.init_from_checkpoint(prefix, var_map)
+    init_op = tf.compat.v1.variables_initializer(variables)
+    init_fn = lambda sess: sess.run(init_op)
+  else:
+    saver = tf.compat.v1.train.Saver(var_map)
 
-  def init_fn(sess):
-    saver.restore(sess, prefix)
+    def init_fn(sess):
+      saver.restore(sess, prefix)
 
   return TeacherHandle(logits=tf.stop_gradient(logits), end_points=end_points,
                        variables=variables, init_fn=init_fn,

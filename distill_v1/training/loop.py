@@ -20,6 +20,7 @@ uninterrupted one.
 """
 
 import collections
+import contextlib
 import math
 import os
 import time
@@ -259,9 +260,11 @@ def _scalar_summary(tag, value):
 class _EvalTower(object):
   """Inference-mode logits over one split, sharing the trained variables."""
 
-  def __init__(self, model_fn, images, labels, batch_size, name):
-    self.input = input_pipeline.in_memory_input(
-        images, labels, batch_size, shuffle=False, name=name)
+  def __init__(self, model_fn, images, labels, batch_size, name,
+               device=None):
+    with _on_device(device):
+      self.input = input_pipeline.in_memory_input(
+          images, labels, batch_size, shuffle=False, name=name)
     with tf.compat.v1.variable_scope(tf.compat.v1.get_variable_scope(),
                                      reuse=True):
       outputs = model_fn(self.input.images, self.input.labels, False)
@@ -287,6 +290,28 @@ class _EvalTower(object):
     return correct / float(n), loss_sum / float(n)
 
 
+def prepare_train_dir(config, model_spec=None):
+  """Validates config and creates its train_dir.
+
+  Args:
+    config: TrainConfig.
+    model_spec: the run's model spec, or None not to check it against the
+      train_dir's (a worker that does not own the directory).
+
+  Raises:
+    ConfigError: a bad config, a train_dir that cannot be created, or one
+      holding another model's run.
+  """
+  validate_config(config)
+  try:
+    os.makedirs(config.train_dir, exist_ok=True)
+  except OSError as e:
+    raise errors.ConfigError("cannot create train_dir %s: %s" %
+                             (config.train_dir, e.strerror or e)) from None
+  if model_spec is not None:
+    _check_spec(config.train_dir, model_spec)
+
+
 def _check_spec(train_dir, model_spec):
   """Refuses to resume a train_dir that holds another model's run."""
   path = os.path.join(train_dir, checkpoints.MODEL_SPEC_FILENAME)
@@ -300,6 +325,132 @@ def _check_spec(train_dir, model_spec):
           "train_dir %s holds a run with %s=%r, not %r: use another "
           "--train_dir or delete it" %
           (train_dir, key, old.get(key), model_spec.get(key)))
+
+
+TrainGraph = collections.namedtuple("TrainGraph", [
+    "global_step",  # int64 scalar variable.
+    "train_input",  # input_pipeline.InputHandles of the training split.
+    "steps_per_epoch",  # int, batches of one pass over the training split.
+    "schedule_steps",  # int, steps the learning-rate schedule spans.
+    "total_steps",  # int, the global step the run stops at.
+    "outputs",  # ModelOutputs of the training call of model_fn.
+    "train_op",  # op: one optimizer step (and the after-step ops).
+    "scalars",  # OrderedDict name -> float32 scalar, loss first.
+    "summary_op",  # merged summary of the scalars.
+    "saved_vars",  # variables the checkpoints hold.
+    "eval_towers",  # [(split name, _EvalTower)]: test, then validation.
+])
+
+
+def _on_device(device):
+  return tf.device(device) if device else contextlib.nullcontext()
+
+
+def build_eval_towers(model_fn, splits, batch_size, device=None):
+  """[(split name, _EvalTower)]: test, and validation when there is one.
+
+  The towers reuse the variables model_fn created before; `device` holds
+  their in-memory data.
+  """
+  towers = [("test", _EvalTower(model_fn, splits.test_images,
+                                splits.test_labels, batch_size, "test",
+                                device))]
+  if len(splits.validation_labels):
+    towers.append(("validation", _EvalTower(
+        model_fn, splits.validation_images, splits.validation_labels,
+        batch_size, "validation", device)))
+  return towers
+
+
+def build_train_graph(model_fn, splits, config, train_extras=None,
+                      input_seed=None, input_device=None,
+                      wrap_optimizer=None):
+  """Builds the training graph of `train` in the default graph.
+
+  Args:
+    model_fn, splits, config, train_extras: as in `train`.
+    input_seed: shuffle seed of the training split (default config.seed).
+    input_device: device of the in-memory data and its pipeline (e.g. a
+      worker's own device under `replica_device_setter`); None = default.
+    wrap_optimizer: optional fn(optimizer) -> optimizer, e.g. to make it a
+      `SyncReplicasOptimizer`.
+
+  Returns:
+    TrainGraph.
+
+  Raises:
+    ConfigError: a model without trainable variables.
+  """
+  global_step = tf.compat.v1.train.get_or_create_global_step()
+  with _on_device(input_device):
+    train_input = input_pipeline.in_memory_input(
+        splits.train_images, splits.train_labels, config.batch_size,
+        shuffle=True,
+        seed=config.seed if input_seed is None else input_seed,
+        name="train", extras=train_extras)
+  steps_per_epoch = train_input.batches_per_epoch
+  # The learning-rate schedule spans `epochs`; max_steps only stops the
+  # run earlier, so a run stopped there and resumed sees the same rates as
+  # an uninterrupted one.
+  schedule_steps = steps_of_run(train_input.num_examples,
+                                config.batch_size, config.epochs)
+  total_steps = schedule_steps
+  if config.max_steps is not None:
+    total_steps = max(min(total_steps, config.max_steps), 1)
+
+  if train_extras:
+    outputs = model_fn(train_input.images, train_input.labels, True,
+                       extras=train_input.extras)
+  else:
+    outputs = model_fn(train_input.images, train_input.labels, True)
+  if not outputs.var_list:
+    raise errors.ConfigError("the model has no trainable variables")
+  loss = outputs.loss
+  if config.weight_decay > 0:
+    loss = loss + config.weight_decay * _kernel_l2(outputs.var_list)
+  accuracy = tf.reduce_mean(tf.cast(
+      tf.equal(tf.argmax(outputs.logits, 1), train_input.labels),
+      tf.float32))
+  learning_rate = optimizers.learning_rate_schedule(
+      config.learning_rate, config.learning_rate_decay, global_step,
+      schedule_steps, steps_per_epoch,
+      decay_rate=config.learning_rate_decay_rate,
+      decay_epochs=config.decay_epochs,
+      warmup_steps=int(config.warmup_epochs * steps_per_epoch))
+  optimizer = optimizers.make_optimizer(config.optimizer, learning_rate,
+                                        config.momentum)
+  if wrap_optimizer is not None:
+    optimizer = wrap_optimizer(optimizer)
+  update_ops = tf.compat.v1.get_collection(
+      tf.compat.v1.GraphKeys.UPDATE_OPS)
+  with tf.control_dependencies(update_ops):
+    train_op = optimizer.minimize(loss, global_step=global_step,
+                                  var_list=outputs.var_list)
+  if outputs.after_step_fns:
+    with tf.control_dependencies([train_op]):
+      train_op = tf.group(*[fn() for fn in outputs.after_step_fns],
+                          name="after_step")
+
+  eval_towers = build_eval_towers(model_fn, splits, config.eval_batch_size,
+                                  input_device)
+
+  scalars = collections.OrderedDict([("loss", loss), ("accuracy", accuracy),
+                                     ("learning_rate", learning_rate)])
+  for name, tensor in outputs.scalars.items():
+    scalars.setdefault(name, tensor)
+  with tf.compat.v1.name_scope("summaries"):
+    # The raw op keeps each tag exactly `k` ("loss", not "summaries/loss"
+    # or "learning_rate_1" as tf.compat.v1.summary.scalar's name scopes
+    # would make it), beside the evaluation's "test/accuracy".
+    summary_op = tf.compat.v1.summary.merge(
+        [tf.raw_ops.ScalarSummary(tags=k, values=v)
+         for k, v in scalars.items()])
+  frozen = set(v.op.name for v in outputs.frozen_vars)
+  saved_vars = [v for v in tf.compat.v1.global_variables()
+                if v.op.name not in frozen]
+  return TrainGraph(global_step, train_input, steps_per_epoch, schedule_steps,
+                    total_steps, outputs, train_op, scalars, summary_op,
+                    saved_vars, eval_towers)
 
 
 def train(model_fn, splits, config, model_spec, stream=None,
@@ -333,93 +484,23 @@ def train(model_fn, splits, config, model_spec, stream=None,
       `Divergence`); the `checkpoint` file then names the last good
       checkpoint.
   """
-  validate_config(config)
+  prepare_train_dir(config, model_spec)
   if config.deterministic:
     # Process-wide and one-way: TensorFlow has no public switch back.
     tf.config.experimental.enable_op_determinism()
   train_dir = config.train_dir
-  try:
-    os.makedirs(train_dir, exist_ok=True)
-  except OSError as e:
-    raise errors.ConfigError("cannot create train_dir %s: %s" %
-                             (train_dir, e.strerror or e)) from None
-  _check_spec(train_dir, model_spec)
   log = progress_lib.Progress(0, config.batch_size, stream=stream)
 
   graph = tf.Graph()
   with graph.as_default():
     tf.compat.v1.set_random_seed(config.seed)
-    global_step = tf.compat.v1.train.get_or_create_global_step()
-    train_input = input_pipeline.in_memory_input(
-        splits.train_images, splits.train_labels, config.batch_size,
-        shuffle=True, seed=config.seed, name="train", extras=train_extras)
-    steps_per_epoch = train_input.batches_per_epoch
-    # The learning-rate schedule spans `epochs`; max_steps only stops the
-    # run earlier, so a run stopped there and resumed sees the same rates as
-    # an uninterrupted one.
-    schedule_steps = steps_of_run(train_input.num_examples,
-                                  config.batch_size, config.epochs)
-    total_steps = schedule_steps
-    if config.max_steps is not None:
-      total_steps = max(min(total_steps, config.max_steps), 1)
+    g = build_train_graph(model_fn, splits, config, train_extras=train_extras)
+    (global_step, train_input, steps_per_epoch, total_steps, outputs,
+     train_op, scalars, summary_op, saved_vars, eval_towers) = (
+         g.global_step, g.train_input, g.steps_per_epoch, g.total_steps,
+         g.outputs, g.train_op, g.scalars, g.summary_op, g.saved_vars,
+         g.eval_towers)
     log.total_steps = total_steps
-
-    if train_extras:
-      outputs = model_fn(train_input.images, train_input.labels, True,
-                         extras=train_input.extras)
-    else:
-      outputs = model_fn(train_input.images, train_input.labels, True)
-    if not outputs.var_list:
-      raise errors.ConfigError("the model has no trainable variables")
-    loss = outputs.loss
-    if config.weight_decay > 0:
-      loss = loss + config.weight_decay * _kernel_l2(outputs.var_list)
-    accuracy = tf.reduce_mean(tf.cast(
-        tf.equal(tf.argmax(outputs.logits, 1), train_input.labels),
-        tf.float32))
-    learning_rate = optimizers.learning_rate_schedule(
-        config.learning_rate, config.learning_rate_decay, global_step,
-        schedule_steps, steps_per_epoch,
-        decay_rate=config.learning_rate_decay_rate,
-        decay_epochs=config.decay_epochs,
-        warmup_steps=int(config.warmup_epochs * steps_per_epoch))
-    optimizer = optimizers.make_optimizer(config.optimizer, learning_rate,
-                                          config.momentum)
-    update_ops = tf.compat.v1.get_collection(
-        tf.compat.v1.GraphKeys.UPDATE_OPS)
-    with tf.control_dependencies(update_ops):
-      train_op = optimizer.minimize(loss, global_step=global_step,
-                                    var_list=outputs.var_list)
-    if outputs.after_step_fns:
-      with tf.control_dependencies([train_op]):
-        train_op = tf.group(*[fn() for fn in outputs.after_step_fns],
-                            name="after_step")
-
-    eval_towers = [("test", _EvalTower(model_fn, splits.test_images,
-                                       splits.test_labels,
-                                       config.eval_batch_size, "test"))]
-    if len(splits.validation_labels):
-      eval_towers.append(
-          ("validation", _EvalTower(model_fn, splits.validation_images,
-                                    splits.validation_labels,
-                                    config.eval_batch_size, "validation")))
-
-    scalars = collections.OrderedDict([("loss", loss), ("accuracy", accuracy),
-                                       ("learning_rate", learning_rate)])
-    for name, tensor in outputs.scalars.items():
-      scalars.setdefault(name, tensor)
-    with tf.compat.v1.name_scope("summaries"):
-      # The raw op keeps each tag exactly `k` ("loss", not "summaries/loss"
-      # or "learning_rate_1" as tf.compat.v1.summary.scalar's name scopes
-      # would make it), beside the evaluation's "test/accuracy".
-      summary_op = tf.compat.v1.summary.merge(
-          [tf.raw_ops.ScalarSummary(tags=k, values=v)
-           for k, v in scalars.items()])
-    frozen = set(v.op.name for v in outputs.frozen_vars)
-    saved_vars = [v for v in tf.compat.v1.global_variables()
-                  if v.op.name not in frozen]
-    # Relative paths in the `checkpoint` file keep a moved or copied
-    # train_dir resumable and evaluable.
     saver = tf.compat.v1.train.Saver(saved_vars,
                                      max_to_keep=config.max_to_keep,
                                      save_relative_paths=True)
