@@ -70,6 +70,18 @@ def _env():
   return env
 
 
+def _default_signals():
+  """Default SIGINT and SIGTERM in the child (before it execs).
+
+  A shell starts background jobs with SIGINT ignored, and a process inherits
+  that: Python then installs no handler, and the binary would (rightly)
+  ignore the SIGINT this harness sends. The binary is tested as a user runs
+  it in a terminal.
+  """
+  signal.signal(signal.SIGINT, signal.SIG_DFL)
+  signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 def saved_step(train_dir):
   """The step the `checkpoint` file names, or None (no TensorFlow needed)."""
   try:
@@ -113,7 +125,8 @@ def run_and_kill(cmd, train_dir, after_step, delay, log_path, timeout=600,
   start = time.time()
   with open(log_path, "ab") as log:
     process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
-                               env=_env(), cwd=ROOT)
+                               env=_env(), cwd=ROOT,
+                               preexec_fn=_default_signals)
     try:
       armed = start if after_step is None else None
       while process.poll() is None and time.time() - start < timeout:
