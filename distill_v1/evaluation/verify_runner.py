@@ -85,13 +85,9 @@ UNSAFE_OPS_HINT = ("pass --allow_unsafe_ops (allow_unsafe_ops=True) if you "
 
 def _checked_graph(path, allow_unsafe_ops, **kwargs):
   """safe_loader.load_frozen_graph, its refusal naming this opt-in."""
-  try:
-    return safe_loader.load_frozen_graph(
-        path, allow_unsafe_ops=allow_unsafe_ops, **kwargs)
-  except errors.UnsafeGraphError as e:
-    message = str(e).replace(safe_loader.UNSAFE_FLAG_HINT, UNSAFE_OPS_HINT)
-    raise errors.UnsafeGraphError(message.replace(
-        "teacher graph ", "model file ", 1)) from None
+  return safe_loader.load_frozen_graph(
+      path, unsafe_policy=safe_loader.UnsafeOpsPolicy(
+          bool(allow_unsafe_ops), "model file", UNSAFE_OPS_HINT), **kwargs)
 
 
 class ExportedModel(object):

@@ -328,8 +328,24 @@ def find_unsafe_ops(entries, allowed=ALLOWED_OPS, function_names=()):
   return unsafe
 
 
-def _refuse_or_warn(unsafe, source, allow_unsafe_ops):
-  """Raises UnsafeGraphError for `unsafe` ops unless they are allowed."""
+UnsafeOpsPolicy = collections.namedtuple("UnsafeOpsPolicy",
+                                         ["allow", "what", "opt_in_hint"])
+UnsafeOpsPolicy.__doc__ = """What to do with ops outside the allow-list.
+
+Fields: allow (bool: warn and load instead of refusing); what (str: the
+kind of file in messages, e.g. "teacher graph"); opt_in_hint (str: how the
+caller's user allows such a file, ending the refusal).
+"""
+
+
+def teacher_policy(allow_unsafe_ops):
+  """The policy of a teacher graph (distill's --allow_unsafe_teacher_ops)."""
+  return UnsafeOpsPolicy(bool(allow_unsafe_ops), "teacher graph",
+                         UNSAFE_FLAG_HINT)
+
+
+def _refuse_or_warn(unsafe, source, policy):
+  """Raises UnsafeGraphError for `unsafe` ops unless `policy` allows them."""
   if not unsafe:
     return
   shown = list(unsafe.items())[:6]
@@ -339,16 +355,17 @@ def _refuse_or_warn(unsafe, source, allow_unsafe_ops):
   reasons = ["%s %s" % (op, DANGEROUS_OPS[op]) for op, _ in shown
              if op in DANGEROUS_OPS]
   reason = " (%s)" % "; ".join(reasons) if reasons else ""
-  if allow_unsafe_ops:
+  if policy.allow:
     _logger.warning(
-        "teacher graph %s: loading ops outside the allow-list of pure tensor "
-        "ops because unsafe ops are allowed: %s%s", source, described, reason)
+        "%s %s: loading ops outside the allow-list of pure tensor ops "
+        "because unsafe ops are allowed: %s%s", policy.what, source,
+        described, reason)
     return
   verb = "is" if len(unsafe) == 1 else "are"
   raise errors.UnsafeGraphError(
-      "teacher graph %s: op%s %s %s not on the allow-list of pure tensor "
-      "ops%s; %s" % (source, "" if len(unsafe) == 1 else "s", described, verb,
-                     reason, UNSAFE_FLAG_HINT))
+      "%s %s: op%s %s %s not on the allow-list of pure tensor ops%s; %s" % (
+          policy.what, source, "" if len(unsafe) == 1 else "s", described,
+          verb, reason, policy.opt_in_hint))
 
 
 def check_graph_def(graph_def, output_names, source, allow_unsafe_ops=False,
@@ -373,7 +390,7 @@ def check_graph_def(graph_def, output_names, source, allow_unsafe_ops=False,
                                          stop_tensors)
   library = set(f.signature.name for f in graph_def.library.function)
   _refuse_or_warn(find_unsafe_ops(entries, allowed, library), source,
-                  allow_unsafe_ops)
+                  teacher_policy(allow_unsafe_ops))
   return names
 
 
@@ -683,7 +700,7 @@ def _replace_input(pruned, graph_def, input_tensor, reachable, source):
 
 
 def _check_and_prune(graph_def, input_tensor, output_tensors, source,
-                     allow_unsafe_ops, allowed):
+                     unsafe_policy, allowed):
   """Checks the nodes the outputs need and keeps only those.
 
   The walk stops at the input, which becomes a Placeholder: whatever fed it
@@ -699,7 +716,7 @@ def _check_and_prune(graph_def, input_tensor, output_tensors, source,
       graph_def, output_tensors, stop_tensors=[input_tensor])
   library = set(f.signature.name for f in graph_def.library.function)
   _refuse_or_warn(find_unsafe_ops(entries, allowed, library), source,
-                  allow_unsafe_ops)
+                  unsafe_policy)
   pruned = _copy_pruned(graph_def, names, functions)
   input_tensor = _replace_input(pruned, graph_def, input_tensor, names,
                                 source)
@@ -768,14 +785,14 @@ def _restore_op(graph, variable_nodes, prefix, source):
 
 
 def _freeze_tf1(graph_def, input_tensor, output_tensors, prefix, source,
-                allow_unsafe_ops):
+                unsafe_policy):
   """Checks, restores (from `prefix`) and freezes a TF1 graph.
 
   Returns:
     (frozen GraphDef, input tensor name, output tensor names).
   """
   pruned, input_tensor = _check_and_prune(
-      graph_def, input_tensor, output_tensors, source, allow_unsafe_ops,
+      graph_def, input_tensor, output_tensors, source, unsafe_policy,
       ALLOWED_OPS | VARIABLE_OPS)
   variable_nodes = [n for n in pruned.node if n.op in _VARIABLE_NODE_OPS]
   with tf.Graph().as_default() as graph:
@@ -891,7 +908,7 @@ def _is_tf2(saved_model):
 
 
 def _tf1_saved_model(directory, meta_graph, input_name, output_names,
-                     allow_unsafe_ops):
+                     unsafe_policy):
   signature = _choose_signature(meta_graph, directory)
   sig = meta_graph.signature_def[signature]
   graph_def = meta_graph.graph_def
@@ -901,7 +918,7 @@ def _tf1_saved_model(directory, meta_graph, input_name, output_names,
                          "output", directory, signature, graph_def)
   prefix = os.path.join(directory, "variables", "variables")
   return _freeze_tf1(graph_def, inputs[0], outputs, prefix, directory,
-                     allow_unsafe_ops)
+                     unsafe_policy)
 
 
 def _saver_only_functions(meta_graph):
@@ -940,7 +957,7 @@ def _saver_only_functions(meta_graph):
 
 
 def _check_tf2_saved_model(meta_graph, output_tensors, source,
-                           allow_unsafe_ops):
+                           unsafe_policy):
   """Checks a TF2 SavedModel before `tf.saved_model.load` may run any of it.
 
   Loading can run more than the serving signature (resource initialisers,
@@ -956,7 +973,7 @@ def _check_tf2_saved_model(meta_graph, output_tensors, source,
       library, sorted(set(library) - exempt))
   unsafe = find_unsafe_ops(entries + body_entries,
                            ALLOWED_OPS | _FUNCTION_STATE_OPS, set(library))
-  _refuse_or_warn(unsafe, source, allow_unsafe_ops)
+  _refuse_or_warn(unsafe, source, unsafe_policy)
 
 
 def _convert_variables_to_constants_v2():
@@ -991,7 +1008,7 @@ def _run_eagerly(fn):
 
 
 def _tf2_saved_model(directory, meta_graph, input_name, output_names,
-                     allow_unsafe_ops):
+                     unsafe_policy):
   signature = _choose_signature(meta_graph, directory)
   sig = meta_graph.signature_def[signature]
   (input_key,) = _choose_keys(sig.inputs, input_name, None, "input",
@@ -1000,7 +1017,7 @@ def _tf2_saved_model(directory, meta_graph, input_name, output_names,
                              "output", directory, signature)
   _check_tf2_saved_model(
       meta_graph, [sig.outputs[k].name for k in sig.outputs], directory,
-      allow_unsafe_ops)
+      unsafe_policy)
   convert = _convert_variables_to_constants_v2()
 
   def load_and_freeze():
@@ -1033,7 +1050,7 @@ def _tf2_saved_model(directory, meta_graph, input_name, output_names,
 
 
 def load_frozen_graph(path, input_name=None, output_names=None,
-                      allow_unsafe_ops=False):
+                      allow_unsafe_ops=False, unsafe_policy=None):
   """Loads a model file as a checked, frozen GraphDef.
 
   Args:
@@ -1049,6 +1066,9 @@ def load_frozen_graph(path, input_name=None, output_names=None,
       output; for graphs the node `logits`, else the single sink node.
     allow_unsafe_ops: load even if ops outside ALLOWED_OPS are reachable
       (a warning is logged). Only for files you trust.
+    unsafe_policy: an UnsafeOpsPolicy instead of `allow_unsafe_ops`, for a
+      caller whose files are not teachers (its messages name its own kind
+      of file and opt-in). Default: teacher_policy(allow_unsafe_ops).
 
   Returns:
     FrozenGraph.
@@ -1059,6 +1079,8 @@ def load_frozen_graph(path, input_name=None, output_names=None,
     CheckpointError: the checkpoint lacks the graph's variables.
     UnsafeGraphError: ops outside the allow-list are reachable.
   """
+  if unsafe_policy is None:
+    unsafe_policy = teacher_policy(allow_unsafe_ops)
   kind, location = _resolve_path(path)
   if kind == FROZEN:
     graph_def = _parse_graph_def(location)
@@ -1071,7 +1093,7 @@ def load_frozen_graph(path, input_name=None, output_names=None,
     outputs = _choose_outputs(source_def, output_names, path)
     input_tensor = _choose_input(source_def, input_name, outputs, path)
     graph_def, input_tensor, outputs = _freeze_tf1(
-        source_def, input_tensor, outputs, location, path, allow_unsafe_ops)
+        source_def, input_tensor, outputs, location, path, unsafe_policy)
   else:
     saved_model = _parse_saved_model(location)
     if _is_tf2(saved_model):
@@ -1080,12 +1102,12 @@ def load_frozen_graph(path, input_name=None, output_names=None,
       build, meta_graph = (_tf1_saved_model,
                            _choose_meta_graph(saved_model, path))
     graph_def, input_tensor, outputs = build(
-        location, meta_graph, input_name, output_names, allow_unsafe_ops)
+        location, meta_graph, input_name, output_names, unsafe_policy)
   # A frozen graph must be constants and pure math only: this is the check
   # for .pb files and a second look at what freezing produced. Only the
   # checked nodes are kept, so nothing else is ever imported.
   graph_def, input_tensor = _check_and_prune(
-      graph_def, input_tensor, outputs, path, allow_unsafe_ops, ALLOWED_OPS)
+      graph_def, input_tensor, outputs, path, unsafe_policy, ALLOWED_OPS)
   input_shape, num_classes = _describe(graph_def, input_tensor, outputs, path)
   return FrozenGraph(graph_def=graph_def, input_name=input_tensor,
                      output_name=outputs[0], input_shape=input_shape,
