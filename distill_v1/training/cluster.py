@@ -26,6 +26,7 @@ import socket
 
 from distill_v1 import errors
 from distill_v1.compat import tf
+from distill_v1.training import session_options
 
 JOBS = ("ps", "worker")
 TF_CONFIG = "TF_CONFIG"
@@ -183,18 +184,19 @@ def local_hosts(num_ps, num_workers):
   return hosts[:num_ps], hosts[num_ps:]
 
 
-def session_config(role, intra_op_threads=0, inter_op_threads=0):
+def session_config(role, intra_op_threads=0, inter_op_threads=0,
+                   precision="float32", xla=False):
   """A ConfigProto whose device filters keep workers from waiting on each other.
 
   A worker sees only the parameter servers and itself, so it starts (and
-  restarts) without the other workers being up.
+  restarts) without the other workers being up. The other options are
+  `session_options.config_proto`'s.
   """
   filters = ["/job:ps"]
   if role.job_name == "worker":
     filters.append(role.device)
-  return tf.compat.v1.ConfigProto(
-      intra_op_parallelism_threads=intra_op_threads,
-      inter_op_parallelism_threads=inter_op_threads,
+  return session_options.config_proto(
+      intra_op_threads, inter_op_threads, precision, xla,
       allow_soft_placement=True, device_filters=filters)
 
 

@@ -331,7 +331,8 @@ def train(model_fn, splits, config, model_spec, role, server_target,
         local_init_feed_dict=_data_feed(g), summary_op=g.summary_op,
         saver=saver)
     session_config = cluster_lib.session_config(
-        role, config.intra_op_threads, config.inter_op_threads)
+        role, config.intra_op_threads, config.inter_op_threads,
+        config.precision, config.xla)
     if role.is_chief:
       checkpoints.write_model_spec(train_dir, model_spec)
       every = {"save_checkpoint_secs": options.save_checkpoint_secs} if (

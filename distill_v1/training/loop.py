@@ -35,6 +35,7 @@ from distill_v1.models import layers
 from distill_v1 import checkpoints
 from distill_v1.training import optimizers
 from distill_v1.training import progress as progress_lib
+from distill_v1.training import session_options
 
 METRICS_FILENAME = "metrics.json"
 
@@ -59,7 +60,7 @@ _TrainConfig = collections.namedtuple("TrainConfig", [
     "warmup_epochs", "weight_decay", "optimizer", "momentum", "seed",
     "save_every_steps", "log_every_steps", "summary_every_steps",
     "eval_batch_size", "max_to_keep", "intra_op_threads", "inter_op_threads",
-    "max_steps", "deterministic", "divergence_factor"
+    "max_steps", "deterministic", "divergence_factor", "precision", "xla"
 ])
 
 
@@ -80,7 +81,9 @@ class TrainConfig(_TrainConfig):
   interrupted and resumed run ends with the same bits as an uninterrupted
   one); divergence_factor (float: stop when a step's loss exceeds this
   multiple of the median of the last DIVERGENCE_WINDOW losses, see
-  `Divergence`; 0 = only NaN and Inf stop the run).
+  `Divergence`; 0 = only NaN and Inf stop the run); precision ("float32"
+  or "bfloat16": matmuls and convolutions in bfloat16, variables float32)
+  and xla (bool, graph-level JIT), see `session_options`.
   """
   __slots__ = ()
 
@@ -91,14 +94,14 @@ class TrainConfig(_TrainConfig):
               log_every_steps=100, summary_every_steps=100,
               eval_batch_size=1000, max_to_keep=3, intra_op_threads=0,
               inter_op_threads=0, max_steps=None, deterministic=False,
-              divergence_factor=50.0):
+              divergence_factor=50.0, precision="float32", xla=False):
     return super(TrainConfig, cls).__new__(
         cls, train_dir, epochs, batch_size, learning_rate,
         learning_rate_decay, learning_rate_decay_rate, decay_epochs,
         warmup_epochs, weight_decay, optimizer, momentum, seed,
         save_every_steps, log_every_steps, summary_every_steps,
         eval_batch_size, max_to_keep, intra_op_threads, inter_op_threads,
-        max_steps, deterministic, divergence_factor)
+        max_steps, deterministic, divergence_factor, precision, xla)
 
 
 def steps_of_run(num_examples, batch_size, epochs):
@@ -149,6 +152,7 @@ def validate_config(config):
     raise errors.ConfigError(
         "divergence_factor must be 0 (off) or > 1, got %r" %
         config.divergence_factor)
+  session_options.check_precision(config.precision)
 
 
 # Losses whose median the divergence check compares a step's loss with, and
@@ -246,10 +250,9 @@ def _kernel_l2(var_list):
 
 
 def _session_config(config):
-  return tf.compat.v1.ConfigProto(
-      intra_op_parallelism_threads=config.intra_op_threads,
-      inter_op_parallelism_threads=config.inter_op_threads,
-      allow_soft_placement=True)
+  return session_options.config_proto(
+      config.intra_op_threads, config.inter_op_threads, config.precision,
+      config.xla, allow_soft_placement=True)
 
 
 def _scalar_summary(tag, value):
