@@ -630,3 +630,19 @@ def test_bad_config_is_refused_before_writing(tmp_path, overrides, pattern):
   with pytest.raises(errors.ConfigError, match=pattern):
     _train(train_dir, **overrides)
   assert not os.path.exists(str(train_dir))
+
+
+def test_progress_lines_print_window_means_of_the_per_step_scalars(tmp_path):
+  # Summaries every step record each step's loss and accuracy; a progress
+  # line every 2 steps prints the means the graph summed since the last line.
+  _, text = _train(tmp_path, epochs=2, log_every_steps=2,
+                   summary_every_steps=1)
+  events = _scalar_events(tmp_path)
+  lines = re.findall(r"step (\d+)/8\s+loss ([0-9.]+)\s+accuracy ([0-9.]+)",
+                     text)
+  assert [int(s) for s, _, _ in lines] == [2, 4, 6, 8]
+  for step, loss, accuracy in lines:
+    step = int(step)
+    for tag, printed in (("loss", loss), ("accuracy", accuracy)):
+      want = np.mean([events[tag][k] for k in (step - 1, step)])
+      assert abs(float(printed) - want) < 1e-4, (step, tag, printed, want)

@@ -342,7 +342,35 @@ TrainGraph = collections.namedtuple("TrainGraph", [
     "summary_op",  # merged summary of the scalars.
     "saved_vars",  # variables the checkpoints hold.
     "eval_towers",  # [(split name, _EvalTower)]: test, then validation.
+    "window",  # ScalarWindow, or None when not asked for.
 ])
+
+ScalarWindow = collections.namedtuple("ScalarWindow", [
+    "sums",  # float32 [len(scalars) + 1]: sums of the scalars, then steps.
+    "reset",  # op: zeroes the sums (run after fetching them).
+])
+
+
+def _scalar_window(scalars):
+  """In-graph running sums of the scalars, added to by every training step.
+
+  The progress lines print window means; keeping the sums in the graph lets a
+  step fetch only its loss instead of every scalar.
+
+  Returns:
+    (ScalarWindow, op adding this step's scalars and 1 to the sums).
+  """
+  with tf.compat.v1.variable_scope("scalar_window"):
+    sums = tf.compat.v1.get_variable(
+        "sums", [len(scalars) + 1], tf.float32,
+        initializer=tf.compat.v1.zeros_initializer(), trainable=False,
+        collections=[tf.compat.v1.GraphKeys.LOCAL_VARIABLES],
+        use_resource=True)
+    values = tf.stack([tf.cast(v, tf.float32) for v in scalars.values()] +
+                      [tf.constant(1.0)])
+    add = sums.assign_add(values, read_value=False)
+    reset = sums.assign(tf.zeros_like(values), read_value=False)
+  return ScalarWindow(sums=sums.read_value(), reset=reset), add
 
 
 def _on_device(device):
@@ -367,7 +395,7 @@ def build_eval_towers(model_fn, splits, batch_size, device=None):
 
 def build_train_graph(model_fn, splits, config, train_extras=None,
                       input_seed=None, input_device=None,
-                      wrap_optimizer=None):
+                      wrap_optimizer=None, scalar_window=False):
   """Builds the training graph of `train` in the default graph.
 
   Args:
@@ -377,6 +405,8 @@ def build_train_graph(model_fn, splits, config, train_extras=None,
       worker's own device under `replica_device_setter`); None = default.
     wrap_optimizer: optional fn(optimizer) -> optimizer, e.g. to make it a
       `SyncReplicasOptimizer`.
+    scalar_window: also keep the scalars' running sums in the graph (see
+      `ScalarWindow`), updated by `train_op`.
 
   Returns:
     TrainGraph.
@@ -448,12 +478,16 @@ def build_train_graph(model_fn, splits, config, train_extras=None,
     summary_op = tf.compat.v1.summary.merge(
         [tf.raw_ops.ScalarSummary(tags=k, values=v)
          for k, v in scalars.items()])
+  window = None
+  if scalar_window:
+    window, add_to_window = _scalar_window(scalars)
+    train_op = tf.group(train_op, add_to_window, name="train_and_window")
   frozen = set(v.op.name for v in outputs.frozen_vars)
   saved_vars = [v for v in tf.compat.v1.global_variables()
                 if v.op.name not in frozen]
   return TrainGraph(global_step, train_input, steps_per_epoch, schedule_steps,
                     total_steps, outputs, train_op, scalars, summary_op,
-                    saved_vars, eval_towers)
+                    saved_vars, eval_towers, window)
 
 
 def train(model_fn, splits, config, model_spec, stream=None,
@@ -497,12 +531,13 @@ def train(model_fn, splits, config, model_spec, stream=None,
   graph = tf.Graph()
   with graph.as_default():
     tf.compat.v1.set_random_seed(config.seed)
-    g = build_train_graph(model_fn, splits, config, train_extras=train_extras)
+    g = build_train_graph(model_fn, splits, config, train_extras=train_extras,
+                          scalar_window=True)
     (global_step, train_input, steps_per_epoch, total_steps, outputs,
-     train_op, scalars, summary_op, saved_vars, eval_towers) = (
+     train_op, scalars, summary_op, saved_vars, eval_towers, window) = (
          g.global_step, g.train_input, g.steps_per_epoch, g.total_steps,
          g.outputs, g.train_op, g.scalars, g.summary_op, g.saved_vars,
-         g.eval_towers)
+         g.eval_towers, g.window)
     log.total_steps = total_steps
     saver = tf.compat.v1.train.Saver(saved_vars,
                                      max_to_keep=config.max_to_keep,
@@ -562,7 +597,9 @@ def train(model_fn, splits, config, model_spec, stream=None,
                     (train_dir, step, total_steps))
         num_epochs = int(math.ceil(total_steps / float(steps_per_epoch)))
         scalar_names = list(scalars.keys())
-        scalar_tensors = [scalars[k] for k in scalar_names]
+        # Each step fetches only its loss (for the divergence check); the
+        # other scalars are summed in the graph and fetched per progress line.
+        loss_tensor = scalars["loss"]
         divergence = Divergence(config.divergence_factor)
 
         try:
@@ -571,15 +608,14 @@ def train(model_fn, splits, config, model_spec, stream=None,
             epoch_end = min((epoch + 1) * steps_per_epoch, total_steps)
             input_pipeline.start_epoch(sess, train_input, epoch,
                                        step - epoch * steps_per_epoch)
+            sess.run(window.reset)
             epoch_text = "epoch %d/%d" % (epoch + 1, num_epochs)
             log.restart_window()
             epoch_start_time, epoch_examples, train_time = time.time(), 0, 0.0
-            window = collections.defaultdict(float)
-            window_steps = 0
             while step < epoch_end:
               want_summary = (config.summary_every_steps > 0 and
                               (step + 1) % config.summary_every_steps == 0)
-              fetches = [train_op, scalar_tensors]
+              fetches = [train_op, loss_tensor]
               if want_summary:
                 fetches.append(summary_op)
               t0 = time.time()
@@ -591,8 +627,7 @@ def train(model_fn, splits, config, model_spec, stream=None,
               step += 1
               epoch_examples += batch
               log.add_examples(batch)
-              values = results[1]
-              problem = divergence.check(float(values[0]))
+              problem = divergence.check(float(results[1]))
               if problem:
                 good = _last_good_checkpoint(train_dir, saver, step)
                 raise errors.DivergenceError(
@@ -600,19 +635,17 @@ def train(model_fn, splits, config, model_spec, stream=None,
                     "Lower --learning_rate (or raise --warmup_epochs)." %
                     (problem, step, "%s (kept; rerunning resumes from it)" %
                      good if good else "none (none was saved before it)"))
-              for name, value in zip(scalar_names, values):
-                window[name] += float(value)
-              window_steps += 1
               if want_summary:
                 writer.add_summary(results[2], step)
               if config.log_every_steps > 0 and step % config.log_every_steps == 0:
                 rate = log.examples_per_sec()
                 writer.add_summary(_scalar_summary("examples_per_sec", rate), step)
+                sums = sess.run(window.sums)
+                sess.run(window.reset)
+                means = sums[:-1] / max(sums[-1], 1.0)
                 log.write(log.line(step, epoch_text, [
-                    (k, window[k] / window_steps) for k in scalar_names
+                    (k, float(m)) for k, m in zip(scalar_names, means)
                     if _printed(k)]))
-                window.clear()
-                window_steps = 0
               if (config.save_every_steps and step % config.save_every_steps == 0
                   and step < epoch_end):
                 saver.save(sess, prefix, global_step=step)
