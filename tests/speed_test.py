@@ -3,6 +3,8 @@
 import numpy as np
 import pytest
 
+from distill_v1.data import input_pipeline
+from distill_v1.compat import tf
 from distill_v1.evaluation import speed
 from tests import testing_utils
 
@@ -31,6 +33,32 @@ def test_input_pipeline_delivers_every_example_each_epoch():
       splits.train_images, splits.train_labels, batch_size=16, epochs=2)
   assert result["examples_per_epoch"] == 70
   assert len(result["per_epoch"]) == 2 and result["examples_per_sec"] > 0
+  # The in-graph drain counted the same 70 examples (it raises otherwise).
+  assert len(result["per_epoch_in_graph"]) == 2
+  assert result["examples_per_sec_in_graph"] > 0
+
+
+def test_in_graph_drain_sees_the_batches_of_the_step_loop():
+  splits = testing_utils.tiny_splits(num_train=70, size=8)
+  with tf.Graph().as_default():
+    handles = input_pipeline.in_memory_input(
+        splits.train_images, splits.train_labels, 16, shuffle=True, seed=3,
+        name="t")
+    labels_sum = handles.dataset.reduce(
+        tf.constant(0, tf.int64), lambda total, b: total + tf.reduce_sum(b[1]))
+    with tf.compat.v1.Session() as sess:
+      input_pipeline.initialize_data(sess, handles)
+      input_pipeline.start_epoch(sess, handles, epoch=1)
+      stepped = []
+      while True:
+        try:
+          stepped.append(sess.run(handles.labels))
+        except tf.errors.OutOfRangeError:
+          break
+      drained = sess.run(labels_sum, feed_dict={handles.epoch: 1})
+  assert [len(b) for b in stepped] == [16, 16, 16, 16, 6]
+  assert drained == int(np.sum(splits.train_labels))
+  assert sorted(np.concatenate(stepped)) == sorted(splits.train_labels)
 
 
 def test_training_throughput_counts_three_forward_passes():

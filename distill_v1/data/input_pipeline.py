@@ -2,9 +2,10 @@
 
 The arrays live in local (never checkpointed) variables filled once from a
 placeholder, so they are neither baked into the GraphDef as constants nor fed
-per step. A `tf.data` pipeline yields batches of example indices, shuffled by a
-stateless permutation keyed by (seed, epoch); the batch itself is a `tf.gather`
-from the in-memory variable. Because the order depends only on seed and epoch,
+per step. A `tf.data` pipeline batches example indices, shuffled by a stateless
+permutation keyed by (seed, epoch), and gathers each batch from the in-memory
+variables inside the pipeline, so that `prefetch` has the next batches ready
+while a step computes. Because the order depends only on seed and epoch,
 a resumed run can start an epoch part-way (`skip_batches`) and see exactly the
 batches an uninterrupted run would have seen.
 
@@ -37,6 +38,7 @@ InputHandles = collections.namedtuple("InputHandles", [
     "num_examples",  # int.
     "batches_per_epoch",  # int, ceil(num_examples / batch_size).
     "extras",  # dict name -> tensor [batch, ...] gathered like the labels.
+    "dataset",  # the tf.data.Dataset of (images, labels, extras) batches.
 ])
 
 
@@ -69,7 +71,7 @@ def in_memory_input(images, labels, batch_size, shuffle, seed=0, name="input",
       `seed` and the epoch number).
     seed: Python int, the shuffle seed.
     name: name scope and variable prefix, e.g. "train" or "test".
-    prefetch: batches of indices to prefetch.
+    prefetch: batches to prefetch.
     extras: optional dict name -> array [N, ...] of per-example values (e.g.
       cached teacher logits), batched with the same indices as the images.
 
@@ -123,15 +125,35 @@ def in_memory_input(images, labels, batch_size, shuffle, seed=0, name="input",
     if shuffle:
       indices = tf.random.experimental.stateless_shuffle(
           indices, seed=tf.stack([tf.constant(seed, tf.int64), epoch]))
-    dataset = tf.data.Dataset.from_tensor_slices(indices)
-    dataset = dataset.batch(batch_size).skip(skip_batches).prefetch(prefetch)
+    extra_keys = sorted(extra_vars)
+
+    num_batches = -(-num_examples // batch_size)
+
+    def gather(batch):
+      # One dataset element per batch (a slice of the permutation), not per
+      # example, so tf.data's per-element cost is paid once per batch; the
+      # gather runs inside the pipeline, so prefetch has the next batches
+      # ready while a step computes (the variables never change after
+      # initialize_data).
+      start = batch * batch_size
+      batch_indices = indices[start:tf.minimum(start + batch_size,
+                                               num_examples)]
+      return (tf.gather(images_var, batch_indices),
+              tf.gather(labels_var, batch_indices),
+              tuple(tf.gather(extra_vars[k], batch_indices)
+                    for k in extra_keys))
+
+    dataset = tf.data.Dataset.range(num_batches).skip(skip_batches)
+    dataset = dataset.map(gather)
+    dataset = dataset.prefetch(prefetch)
     iterator = tf.compat.v1.data.make_initializable_iterator(dataset)
-    batch_indices = iterator.get_next()
-    batch_images = tf.gather(images_var, batch_indices)
+    batch_images, batch_labels, gathered_extras = iterator.get_next()
     batch_images.set_shape([None] + list(images.shape[1:]))
-    batch_labels = tf.gather(labels_var, batch_indices)
-    batch_extras = {k: tf.gather(v, batch_indices)
-                    for k, v in extra_vars.items()}
+    batch_labels.set_shape([None])
+    batch_extras = {}
+    for key, tensor in zip(extra_keys, gathered_extras):
+      tensor.set_shape([None] + list(extra_vars[key].shape[1:]))
+      batch_extras[key] = tensor
   return InputHandles(
       images=batch_images,
       labels=batch_labels,
@@ -142,7 +164,8 @@ def in_memory_input(images, labels, batch_size, shuffle, seed=0, name="input",
       data_feed=data_feed,
       num_examples=num_examples,
       batches_per_epoch=-(-num_examples // batch_size),
-      extras=batch_extras)
+      extras=batch_extras,
+      dataset=dataset)
 
 
 def initialize_data(sess, handles):
