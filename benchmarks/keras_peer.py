@@ -102,7 +102,8 @@ def _mlp(hidden_units, dropout_rate, regularizer, name):
                                      kernel_regularizer=regularizer))
     if dropout_rate:
       model_layers.append(layers.Dropout(dropout_rate))
-  model_layers.append(layers.Dense(NUM_CLASSES,
+  # float32 logits also under a mixed-precision policy (keras.io's guide).
+  model_layers.append(layers.Dense(NUM_CLASSES, dtype='float32',
                                    kernel_regularizer=regularizer))
   return keras.Sequential(model_layers, name=name)
 
@@ -122,7 +123,8 @@ def _cnn(filters, kernel_size, dense_units, regularizer, name):
                      kernel_regularizer=regularizer),
         layers.Dropout(0.5),
     ]
-  model_layers.append(layers.Dense(NUM_CLASSES,
+  # float32 logits also under a mixed-precision policy (keras.io's guide).
+  model_layers.append(layers.Dense(NUM_CLASSES, dtype='float32',
                                    kernel_regularizer=regularizer))
   return keras.Sequential(model_layers, name=name)
 
@@ -708,6 +710,10 @@ def define_flags():
                        'latency.')
   flags.DEFINE_bool('tflite', False, 'Also convert every model of the run to '
                     'TFLite (float32, dynamic range, int8) and measure it.')
+  flags.DEFINE_enum('mixed_precision', 'none', ['none', 'bfloat16'],
+                    'bfloat16 sets the Keras policy mixed_bfloat16 (compute '
+                    'in bfloat16, variables float32) before any model is '
+                    'built: the peer of our --precision=bfloat16.')
   flags.DEFINE_string('output_json', None, 'Where to write the results JSON.')
   flags.mark_flag_as_required('output_json')
 
@@ -753,6 +759,8 @@ def main(argv):
     raise errors.CheckpointError('--teacher_weights=%s: no such file'
                                  % f.teacher_weights)
 
+  if f.mixed_precision == 'bfloat16':
+    keras.mixed_precision.set_global_policy('mixed_bfloat16')
   data = load_data(f.validation_size)
   # TensorFlow's SavedModel and converter INFO lines would bury the epoch
   # lines.
@@ -762,6 +770,7 @@ def main(argv):
       keras_version=keras.__version__, tensorflow_version=tf.__version__,
       num_train_examples=len(data.train_images),
       validation_size=f.validation_size, command=' '.join(sys.argv),
+      mixed_precision=f.mixed_precision,
       phases={}, inference={}, tflite={})
 
   def save(phase=None):

@@ -19,6 +19,7 @@ Usage:
       --output_json=docs/benchmarks/session_options.json
 """
 
+import collections
 import functools
 import os
 import sys
@@ -60,6 +61,10 @@ flags.DEFINE_integer("repeats", 5, "Round-robin repeats.", lower_bound=1)
 flags.DEFINE_integer("steps", 60, "Timed steps per repeat.", lower_bound=1)
 flags.DEFINE_string("teacher_dir", "/work/runs/speed_teachers",
                     "Where the teachers' checkpoints are (or are made).")
+flags.DEFINE_integer("trace_steps", 10, "Steps traced with "
+                     "tf.compat.v1.RunMetadata (full trace) under the first "
+                     "option set, for the per-op time table; 0 = none.",
+                     lower_bound=0)
 flags.DEFINE_string("output_json", None, "Where results go.")
 
 LEARNING_RATES = {"mlp": 0.1, "cnn": 0.05}
@@ -127,6 +132,28 @@ class _Timer(object):
     for _ in range(count):
       self.sess.run(self.fetch)
 
+  def trace(self, count, top=12):
+    """Top ops by summed time over `count` traced steps: [(op kind, %, us)].
+
+    The op kind is the first name-scope component and the kernel's type, e.g.
+    `gradients:_MklNativeConv2DBackpropFilter`.
+    """
+    totals = collections.Counter()
+    for _ in range(count):
+      metadata = tf.compat.v1.RunMetadata()
+      self.sess.run(self.fetch, options=tf.compat.v1.RunOptions(
+          trace_level=tf.compat.v1.RunOptions.FULL_TRACE),
+                    run_metadata=metadata)
+      for device in metadata.step_stats.dev_stats:
+        for node in device.node_stats:
+          label = node.timeline_label
+          kind = (label.split(" = ", 1)[1].split("(")[0] if " = " in label
+                  else node.node_name)
+          totals[node.node_name.split("/")[0] + ":" + kind] += (
+              node.all_end_rel_micros / float(count))
+    total = sum(totals.values()) or 1.0
+    return [(k, 100.0 * v / total, v) for k, v in totals.most_common(top)]
+
   def examples_per_sec(self, count):
     start = time.perf_counter()
     self.steps(count)
@@ -147,9 +174,11 @@ def measure(case, splits):
         steps_used[option] = 0
       rates[option].append(timer.examples_per_sec(FLAGS.steps))
       steps_used[option] += FLAGS.steps
+  trace = (timers[FLAGS.options[0]].trace(FLAGS.trace_steps)
+           if FLAGS.trace_steps else [])
   for timer in timers.values():
     timer.sess.close()
-  return rates
+  return rates, trace
 
 
 def main(argv):
@@ -158,7 +187,7 @@ def main(argv):
   results = {"repeats": FLAGS.repeats, "steps": FLAGS.steps,
              "load_average_before": os.getloadavg(), "cases": {}}
   for case in FLAGS.cases:
-    rates = measure(case, splits)
+    rates, trace = measure(case, splits)
     base = float(np.median(rates[FLAGS.options[0]]))
     row = {}
     for option, values in rates.items():
@@ -170,6 +199,10 @@ def main(argv):
           case, option, format(int(median), ","), format(int(min(values)),
                                                          ","),
           format(int(max(values)), ","), median / base), flush=True)
+    for kind, percent, micros in trace:
+      print("  %5.1f%% %8.0f us/step  %s" % (percent, micros, kind))
+    row["trace_top_ops"] = [{"op": k, "percent": p, "us_per_step": u}
+                            for k, p, u in trace]
     results["cases"][case] = row
   results["load_average_after"] = os.getloadavg()
   if FLAGS.output_json:

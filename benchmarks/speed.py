@@ -20,7 +20,8 @@ One command, one run, the same machine and data for every row:
 Each row runs `--repeats` times, interleaved: repeat r runs every row, ours
 then the peer's, before repeat r+1 starts. A training or distillation figure
 is the second epoch's examples/sec of a 2-epoch run (the first includes graph
-building and warm-up). Every child's peak RSS comes from os.wait4. Medians,
+building and warm-up). Every child's peak RSS comes from os.wait4 in a small launcher process
+(see run_child). Medians,
 ranges and ratios of medians go to --output_json; benchmarks/speed_report.py
 turns that into docs/benchmarks.md.
 
@@ -70,6 +71,8 @@ def define_flags():
   flags.DEFINE_list("bfloat16_rows", ["mlp_teacher", "cnn_teacher", "online"],
                     "Which rows also run in bfloat16 when --precisions has it: "
                     "model names, and `online` for online distillation.")
+  flags.DEFINE_bool("peer_bfloat16", True, "Beside each bfloat16 row, also "
+                    "run the peer under Keras' mixed_bfloat16 policy.")
   flags.DEFINE_integer("repeats", 5, "Interleaved repeats.", lower_bound=1)
   flags.DEFINE_integer("latency_repeats", 200, "Timed calls per latency.",
                        lower_bound=1)
@@ -97,24 +100,40 @@ def summarize(values):
           "max": max(values), "values": values}
 
 
+# Started by run_child: forks `argv[2:]`, waits, and writes the child's
+# ru_maxrss (kilobytes) to the file argv[1]. On Linux a child's ru_maxrss
+# includes the memory of the process it was forked from (the kernel keeps
+# the old address space's high-water mark at exec), so the real child is
+# forked from this small fresh interpreter, not from the benchmark process
+# that holds TensorFlow and the data.
+_LAUNCHER = """
+import os, subprocess, sys
+child = subprocess.Popen(sys.argv[2:])
+_, status, usage = os.wait4(child.pid, 0)
+with open(sys.argv[1], "w") as f:
+  f.write(str(usage.ru_maxrss))
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
 def run_child(command):
-  """Runs `command` in ROOT; returns its peak RSS in MB (os.wait4).
+  """Runs `command` in ROOT; returns its peak RSS in MB.
 
   Raises:
     RuntimeError: the child failed (its stderr's last lines included).
   """
   print("$ " + " ".join(shlex.quote(c) for c in command), flush=True)
-  with tempfile.TemporaryFile() as err:
-    child = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL,
-                             stderr=err)
-    _, status, usage = os.wait4(child.pid, 0)
-    child.returncode = os.waitstatus_to_exitcode(status)
-    if child.returncode != 0:
+  with tempfile.TemporaryFile() as err, tempfile.NamedTemporaryFile(
+      "r", suffix=".maxrss") as maxrss:
+    code = subprocess.call([sys.executable, "-c", _LAUNCHER, maxrss.name] +
+                           list(command), cwd=ROOT, stdout=subprocess.DEVNULL,
+                           stderr=err)
+    if code != 0:
       err.seek(0)
       tail = err.read().decode("utf-8", "replace").strip().splitlines()[-5:]
-      raise RuntimeError("%s exited %d:\n%s" % (command[1], child.returncode,
-                                                "\n".join(tail)))
-  return usage.ru_maxrss / 1024.0  # Linux reports kilobytes.
+      raise RuntimeError("%s exited %d:\n%s" % (command[1], code,
+                                                 "\n".join(tail)))
+    return int(maxrss.read()) / 1024.0  # Linux reports kilobytes.
 
 
 def _data_flags():
@@ -131,8 +150,11 @@ def _second_epoch_rate(train_dir):
 
 
 def ours_train(model, train_dir, precision="float32", teacher=None,
-               cache=None):
-  """Trains (or distills into) `model` for 2 epochs; (examples/sec, RSS MB)."""
+               cache=None, max_steps=None):
+  """Trains (or distills into) `model` for 2 epochs; (examples/sec, RSS MB).
+
+  With max_steps (e.g. to fill a logits cache) the rate is None.
+  """
   family = model.split("_")[0]
   command = [sys.executable, "scripts/%s.py" % (
       "distill" if teacher else "train"), "--model=" + model,
@@ -146,12 +168,14 @@ def ours_train(model, train_dir, precision="float32", teacher=None,
                 "--temperature=%g" % TEMPERATURE, "--alpha=%g" % ALPHA]
   if cache:
     command.append("--teacher_logits_cache=" + cache)
+  if max_steps:
+    command.append("--max_steps=%d" % max_steps)
   rss = run_child(command)
-  return _second_epoch_rate(train_dir), rss
+  return None if max_steps else _second_epoch_rate(train_dir), rss
 
 
 def peer_run(family, phase, out, teacher_weights=None, inference=False,
-             tflite=False, epochs=2, save_teacher=None):
+             tflite=False, epochs=2, save_teacher=None, bfloat16=False):
   """Runs keras_peer.py; (its JSON, peak RSS MB)."""
   command = [sys.executable, "benchmarks/keras_peer.py", "--family=" + family,
              "--phase=" + phase, "--epochs=%d" % epochs, "--optimizer=sgd",
@@ -163,6 +187,8 @@ def peer_run(family, phase, out, teacher_weights=None, inference=False,
     command.append("--teacher_weights=" + teacher_weights)
   if save_teacher:
     command.append("--save_teacher_weights=" + save_teacher)
+  if bfloat16:
+    command.append("--mixed_precision=bfloat16")
   if inference:
     command.append("--inference")
   if tflite:
@@ -332,7 +358,8 @@ def main(argv):
     for family in FLAGS.families:  # Fills the caches outside the timing.
       ours_train(STUDENTS[family], os.path.join(scratch, "fill_" + family),
                  teacher=("%s_teacher" % family, teacher_of[family][0]),
-                 cache=os.path.join(scratch, family + "_logits.npz"))
+                 cache=os.path.join(scratch, family + "_logits.npz"),
+                 max_steps=1)
   samples, rss = {}, {}
   latency_rows = {}
   for repeat in range(FLAGS.repeats):
@@ -347,6 +374,12 @@ def main(argv):
         if "bfloat16" in FLAGS.precisions and model in FLAGS.bfloat16_rows:
           rate16, _ = ours_train(model, train_dir + "_bf16", "bfloat16")
           _add(samples, "train/%s/ours_bfloat16" % model, rate16)
+          if FLAGS.peer_bfloat16:
+            peer16, _ = peer_run(family, phase,
+                                 os.path.join(scratch, "p16.json"),
+                                 bfloat16=True)
+            _add(samples, "train/%s/peer_bfloat16" % model,
+                 peer16["phases"][phase]["examples_per_sec"][-1])
         want_latency = "latency" in FLAGS.what
         peer, mb = peer_run(family, phase, os.path.join(scratch, "p.json"),
                             inference=want_latency,
@@ -376,6 +409,13 @@ def main(argv):
           rate, _ = ours_train(student, base + "_online16", "bfloat16",
                                teacher=teacher)
           _add(samples, "distill/%s/ours_online_bfloat16" % family, rate)
+          if FLAGS.peer_bfloat16:
+            peer16, _ = peer_run(family, "distill",
+                                 os.path.join(scratch, "p16.json"),
+                                 teacher_weights=teacher_of[family][1],
+                                 bfloat16=True)
+            _add(samples, "distill/%s/peer_bfloat16" % family,
+                 peer16["phases"]["distill"]["examples_per_sec"][-1])
         rate, mb = ours_train(student, base + "_cached", teacher=teacher,
                               cache=os.path.join(scratch,
                                                  family + "_logits.npz"))

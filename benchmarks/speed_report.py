@@ -2,10 +2,12 @@ r"""Writes docs/benchmarks.md's tables from benchmarks/speed.py's JSON.
 
 Usage:
   python benchmarks/speed_report.py --input_json=docs/benchmarks/speed.json \
-      --output_md=docs/benchmarks/speed_tables.md
+      --output_md=docs/benchmarks.md
 
 The tables (medians, ranges, ratios of medians, each target met or missed)
-go to --output_md; docs/benchmarks.md includes them beside the analysis.
+replace what lies between the BEGIN and END markers of --output_md, so the
+analysis written around them stays; a file without the markers is written
+whole.
 """
 
 import json
@@ -28,8 +30,8 @@ def define_flags():
   """Defines the flags (only when run as a script)."""
   flags.DEFINE_string("input_json", "docs/benchmarks/speed.json",
                       "benchmarks/speed.py's output.")
-  flags.DEFINE_string("output_md", "docs/benchmarks/speed_tables.md",
-                      "Where the tables go.")
+  flags.DEFINE_string("output_md", "docs/benchmarks.md",
+                      "Where the tables go (between BEGIN and END).")
 
 TARGETS = {"train": 1.25, "online": 1.25, "cached": 1.4, "mlp_ceiling": 0.75,
            "frozen_batch1": 2.0, "input": 10.0, "distill_rss_mb": 1500.0}
@@ -54,8 +56,9 @@ def train_table(results):
   ceiling = results.get("matmul_tensorflow", {}).get("gflops")
   lines = ["| model | ours ex/s | peer ex/s | ours / peer | target 1.25x | "
            "ours GFLOP/s | of TF matmul ceiling | bfloat16 ex/s | bfloat16 "
-           "/ peer |", "| --- | ---: | ---: | ---: | --- | ---: | ---: | "
-           "---: | ---: |"]
+           "/ peer | peer mixed_bfloat16 ex/s | bfloat16 / peer "
+           "mixed_bfloat16 |", "| --- | ---: | ---: | ---: | --- | ---: | "
+           "---: | ---: | ---: | ---: | ---: |"]
   fastest = 0.0
   for model in sorted(flops):
     ours, peer = rates["train/%s/ours" % model], rates["train/%s/peer" % model]
@@ -64,7 +67,9 @@ def train_table(results):
     fraction = gflops / ceiling if ceiling else float("nan")
     fastest = max(fastest, ours["median"])
     bf16 = rates.get("train/%s/ours_bfloat16" % model)
+    peer16 = rates.get("train/%s/peer_bfloat16" % model)
     lines.append("| `%s` | %s | %s | %.2fx | %s | %.1f | %.0f%%%s | %s | %s |"
+                 " %s |"
                  % (model, _cell(ours), _cell(peer), ratio,
                     _verdict(ratio >= TARGETS["train"]), gflops,
                     100 * fraction,
@@ -73,8 +78,15 @@ def train_table(results):
                      if model.startswith("mlp") else ""),
                     _cell(bf16) if bf16 else "-",
                     "%.2fx" % (bf16["median"] / peer["median"]) if bf16
-                    else "-"))
+                    else "-", _pair(bf16, peer16)))
   return lines, fastest
+
+
+def _pair(ours, peer):
+  """`peer cell | ours / peer` cells, or dashes when either is missing."""
+  if not ours or not peer:
+    return "- | -"
+  return "%s | %.2fx" % (_cell(peer), ours["median"] / peer["median"])
 
 
 def distill_table(results):
@@ -83,20 +95,24 @@ def distill_table(results):
                      if k.startswith("distill/")})
   lines = ["| family | ours online | ours cached | peer Distiller | online / "
            "peer (target 1.25x) | cached / peer (target 1.4x) | online "
-           "bfloat16 | bfloat16 / peer |", "| --- | ---: | ---: | ---: | --- "
-           "| --- | ---: | ---: |"]
+           "bfloat16 | bfloat16 / peer | peer mixed_bfloat16 | bfloat16 / "
+           "peer mixed_bfloat16 |", "| --- | ---: | ---: | ---: | --- "
+           "| --- | ---: | ---: | ---: | ---: |"]
   for family in families:
     get = lambda k, f=family: rates.get("distill/%s/%s" % (f, k))
     peer, online, cached = get("peer"), get("ours_online"), get("ours_cached")
     bf16 = get("ours_online_bfloat16")
+    peer16 = get("peer_bfloat16")
     r_online = online["median"] / peer["median"]
     r_cached = cached["median"] / peer["median"]
-    lines.append("| %s | %s | %s | %s | %.2fx %s | %.2fx %s | %s | %s |" % (
+    lines.append("| %s | %s | %s | %s | %.2fx %s | %.2fx %s | %s | %s | %s |"
+                 % (
         family, _cell(online), _cell(cached), _cell(peer), r_online,
         _verdict(r_online >= TARGETS["online"]), r_cached,
         _verdict(r_cached >= TARGETS["cached"]),
         _cell(bf16) if bf16 else "-",
-        "%.2fx" % (bf16["median"] / peer["median"]) if bf16 else "-"))
+        "%.2fx" % (bf16["median"] / peer["median"]) if bf16 else "-",
+        _pair(bf16, peer16)))
   return lines
 
 
@@ -220,11 +236,29 @@ def render(results, source="docs/benchmarks/speed.json"):
   return "\n".join(out) + "\n"
 
 
+BEGIN = "<!-- BEGIN speed_report tables -->"
+END = "<!-- END speed_report tables -->"
+
+
+def splice(document, tables):
+  """`document` with the text between BEGIN and END replaced by `tables`."""
+  if BEGIN not in document or END not in document:
+    return BEGIN + "\n" + tables + END + "\n"
+  head, rest = document.split(BEGIN, 1)
+  _, tail = rest.split(END, 1)
+  return head + BEGIN + "\n" + tables + END + tail
+
+
 def main(argv):
   del argv
   with open(FLAGS.input_json) as f:
     results = json.load(f)
-  fileio.write_text(FLAGS.output_md, render(results, FLAGS.input_json))
+  document = ""
+  if os.path.exists(FLAGS.output_md):
+    with open(FLAGS.output_md) as f:
+      document = f.read()
+  fileio.write_text(FLAGS.output_md,
+                    splice(document, render(results, FLAGS.input_json)))
   print("wrote %s" % FLAGS.output_md)
 
 
