@@ -12,22 +12,21 @@ Usage:
       --output_json=docs/benchmarks/distill_speed.json
 """
 
-import json
 import os
-import shlex
 import shutil
-import subprocess
 import sys
 import tempfile
 
 from absl import app
 from absl import flags
-import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from distill_v1 import fileio  # pylint: disable=g-import-not-at-top,wrong-import-position
+# pylint: disable=g-import-not-at-top,wrong-import-position
+from benchmarks import bench_util
+from distill_v1 import fileio
+# pylint: enable=g-import-not-at-top,wrong-import-position
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("families", ["mlp", "cnn"], "Families to measure.")
@@ -35,81 +34,72 @@ flags.DEFINE_integer("repeats", 5, "Interleaved repeats.")
 flags.DEFINE_string("runs_dir", "/work/runs", "Where the teachers are.")
 flags.DEFINE_string("output_json", None, "Where results go.")
 
-STUDENTS = {"mlp": ("mlp_student", 0.1), "cnn": ("cnn_student", 0.05)}
+KINDS = (("ours", "alone"), ("ours", "online"), ("ours", "cached"),
+         ("peer", "alone"), ("peer", "distill"))
 
 
-def _run(command):
-  print("$ " + " ".join(shlex.quote(c) for c in command), flush=True)
-  subprocess.run(command, cwd=ROOT, check=True, capture_output=True)
-
-
-def _ours(family, mode, scratch):
-  model, rate = STUDENTS[family]
+def _ours(family, mode, scratch, max_steps=None):
+  """examples/sec of our 2-epoch run of `family`'s student in `mode`."""
+  model, rate = bench_util.STUDENTS[family]
   train_dir = tempfile.mkdtemp(dir=scratch)
-  command = [sys.executable, "scripts/%s.py" % (
-      "train" if mode == "alone" else "distill"),
-             "--model=" + model, "--train_dir=" + train_dir, "--epochs=2",
-             "--learning_rate=%g" % rate, "--log_every_steps=100000",
-             "--save_every_steps=0"]
+  extra = []
   if mode != "alone":
-    command += ["--teacher_checkpoint=%s/%s_teacher" % (FLAGS.runs_dir,
-                                                        family),
-                "--temperature=8", "--alpha=0.5"]
-  if mode == "cached":
-    command.append("--teacher_logits_cache=%s/%s_logits.npz" % (scratch,
-                                                                family))
-  _run(command)
-  with open(os.path.join(train_dir, "metrics.json")) as f:
-    history = json.load(f)["history"]
+    extra = bench_util.distill_flags(
+        "%s_teacher" % family, "%s/%s_teacher" % (FLAGS.runs_dir, family),
+        cache=("%s/%s_logits.npz" % (scratch, family)
+               if mode == "cached" else None))
+  if max_steps:
+    extra.append("--max_steps=%d" % max_steps)
+  bench_util.run_child(bench_util.train_command(
+      "train" if mode == "alone" else "distill", model, train_dir, rate,
+      extra=extra))
+  result = None if max_steps else bench_util.second_epoch_rate(train_dir)
   shutil.rmtree(train_dir, ignore_errors=True)
-  return history[-1]["examples_per_sec"]
+  return result
 
 
 def _peer(family, mode, scratch):
+  """examples/sec of the peer's 2-epoch student or Distiller run."""
   out = os.path.join(scratch, "peer.json")
   phase = "student" if mode == "alone" else "distill"
-  command = [sys.executable, "benchmarks/keras_peer.py",
-             "--family=" + family, "--phase=" + phase, "--epochs=2",
-             "--temperature=8", "--alpha=0.5", "--output_json=" + out]
+  extra = []
   if phase == "distill":
-    command.append("--teacher_weights=%s/peer/%s_teacher.weights.h5" %
-                   (FLAGS.runs_dir, family))
-  _run(command)
-  with open(out) as f:
-    rates = json.load(f)["phases"][phase]["examples_per_sec"]
-  return rates[-1]
+    extra.append("--teacher_weights=%s/peer/%s_teacher.weights.h5" %
+                 (FLAGS.runs_dir, family))
+  bench_util.run_child(bench_util.peer_command(
+      family, phase, out, learning_rate=bench_util.STUDENTS[family][1],
+      extra=extra))
+  return bench_util.peer_rate(bench_util.read_json(out), phase)
+
+
+def _rows(family, scratch):
+  """One interleave row per family: its five kinds, ours first."""
+  def side(who, mode):
+    fn = _ours if who == "ours" else _peer
+    return ("%s_%s" % (who, mode),
+            lambda repeat: {"examples_per_sec": fn(family, mode, scratch)})
+  return [(family, [side(who, mode) for who, mode in KINDS])]
 
 
 def main(argv):
   del argv
   scratch = tempfile.mkdtemp(prefix="distill_speed_")
-  kinds = [("ours", "alone"), ("ours", "online"), ("ours", "cached"),
-           ("peer", "alone"), ("peer", "distill")]
   results = {"repeats": FLAGS.repeats, "families": {}}
   for family in FLAGS.families:
-    if any(k == ("ours", "cached") for k in kinds):
-      _ours(family, "cached", scratch)  # Fills the cache outside the timing.
-    samples = {"%s_%s" % k: [] for k in kinds}
-    for repeat in range(FLAGS.repeats):
-      for who, mode in kinds:
-        fn = _ours if who == "ours" else _peer
-        rate = fn(family, mode, scratch)
-        samples["%s_%s" % (who, mode)].append(rate)
-        print("%s repeat %d %s %s: %s ex/s" % (family, repeat + 1, who, mode,
-                                               format(int(rate), ",")),
-              flush=True)
-    summary = {k: {"median": float(np.median(v)), "min": float(min(v)),
-                   "max": float(max(v)), "values": v}
-               for k, v in samples.items()}
-    med = lambda k: summary[k]["median"]
+    # Fills the cache outside the timing.
+    _ours(family, "cached", scratch, max_steps=1)
+    samples, _ = bench_util.interleave(_rows(family, scratch), FLAGS.repeats)
+    summary = {k: v["examples_per_sec"] for k, v in bench_util.aggregate(
+        samples)[family].items()}
+    ratio = lambda a, b: bench_util.ratio_of_medians(summary[a], summary[b])
     summary["ratios"] = {
-        "train_vs_peer": med("ours_alone") / med("peer_alone"),
-        "online_distill_vs_peer": med("ours_online") / med("peer_distill"),
-        "cached_distill_vs_peer": med("ours_cached") / med("peer_distill"),
-        "cached_epoch_cost_vs_alone": med("ours_alone") / med("ours_cached"),
+        "train_vs_peer": ratio("ours_alone", "peer_alone"),
+        "online_distill_vs_peer": ratio("ours_online", "peer_distill"),
+        "cached_distill_vs_peer": ratio("ours_cached", "peer_distill"),
+        "cached_epoch_cost_vs_alone": ratio("ours_alone", "ours_cached"),
     }
     results["families"][family] = summary
-    print(json.dumps(summary["ratios"], indent=1), flush=True)
+    print(summary["ratios"], flush=True)
     if FLAGS.output_json:
       fileio.write_json(FLAGS.output_json, results)
   shutil.rmtree(scratch, ignore_errors=True)

@@ -10,11 +10,8 @@ Usage:
       --output_json=docs/benchmarks/train_speed.json
 """
 
-import json
 import os
-import shlex
 import shutil
-import subprocess
 import sys
 import tempfile
 
@@ -24,7 +21,10 @@ from absl import flags
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from distill_v1 import fileio  # pylint: disable=g-import-not-at-top,wrong-import-position
+# pylint: disable=g-import-not-at-top,wrong-import-position
+from benchmarks import bench_util
+from distill_v1 import fileio
+# pylint: enable=g-import-not-at-top,wrong-import-position
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("models", ["mlp_teacher", "mlp_student", "cnn_teacher",
@@ -35,29 +35,22 @@ flags.DEFINE_bool("with_peer", True,
                   "Also time the Keras 3 peer (benchmarks/keras_peer.py) on "
                   "the same model, right after ours, in the same run.")
 
-# model -> (family, phase) of benchmarks/keras_peer.py.
-PEER_PHASES = {"mlp_teacher": ("mlp", "teacher"),
-               "mlp_student": ("mlp", "student"),
-               "cnn_teacher": ("cnn", "teacher"),
-               "cnn_student": ("cnn", "student")}
+LEARNING_RATE = 0.05  # Every model, ours and the peer's.
 
 
 def _time_peer(model):
-  family, phase = PEER_PHASES[model]
+  """The peer's figures for `model` (examples/sec, accuracy, peak RSS MB)."""
+  family, phase = bench_util.PEER_PHASES[model]
   out = tempfile.mktemp(prefix="peer_%s_" % model, suffix=".json")
-  command = [sys.executable, "benchmarks/keras_peer.py",
-             "--family=" + family, "--phase=" + phase,
-             "--epochs=%d" % FLAGS.epochs, "--optimizer=sgd",
-             "--learning_rate=0.05", "--output_json=" + out]
-  print("$ " + " ".join(shlex.quote(c) for c in command), flush=True)
-  subprocess.run(command, cwd=ROOT, check=True, capture_output=True)
-  with open(out) as f:
-    result = json.load(f)["phases"][phase]
+  command = bench_util.peer_command(family, phase, out, epochs=FLAGS.epochs,
+                                    learning_rate=LEARNING_RATE)
+  rss = bench_util.run_child(command)
+  result = bench_util.read_json(out)["phases"][phase]
   os.remove(out)
   return {"examples_per_sec_median": result["examples_per_sec_median"],
           "examples_per_sec_per_epoch": result["examples_per_sec"],
           "test_accuracy": result["test_accuracy"],
-          "command": " ".join(command)}
+          "peak_rss_mb": rss, "command": bench_util.quote(command)}
 
 
 def main(argv):
@@ -65,14 +58,9 @@ def main(argv):
   results = {"epochs": FLAGS.epochs, "models": {}}
   for model in FLAGS.models:
     train_dir = tempfile.mkdtemp(prefix="speed_%s_" % model)
-    command = [sys.executable, "scripts/train.py", "--model=" + model,
-               "--train_dir=" + train_dir, "--epochs=%d" % FLAGS.epochs,
-               "--learning_rate=0.05", "--log_every_steps=100000",
-               "--save_every_steps=0"]
-    print("$ " + " ".join(shlex.quote(c) for c in command), flush=True)
-    subprocess.run(command, cwd=ROOT, check=True, capture_output=True)
-    with open(os.path.join(train_dir, "metrics.json")) as f:
-      metrics = json.load(f)
+    rss = bench_util.run_child(bench_util.train_command(
+        "train", model, train_dir, LEARNING_RATE, epochs=FLAGS.epochs))
+    metrics = bench_util.read_json(os.path.join(train_dir, "metrics.json"))
     shutil.rmtree(train_dir, ignore_errors=True)
     rates = [h["examples_per_sec"] for h in metrics["history"]]
     results["models"][model] = {
@@ -80,11 +68,12 @@ def main(argv):
         "examples_per_sec_per_epoch": rates,
         "epoch_seconds": [h["epoch_seconds"] for h in metrics["history"]],
         "test_accuracy": metrics["test_accuracy"],
+        "peak_rss_mb": rss,
     }
     print("%-12s %8s ex/s (epochs: %s)" % (
         model, format(int(metrics["examples_per_sec"]), ","),
         ", ".join(format(int(r), ",") for r in rates)), flush=True)
-    if FLAGS.with_peer and model in PEER_PHASES:
+    if FLAGS.with_peer and model in bench_util.PEER_PHASES:
       peer = _time_peer(model)
       ours = results["models"][model]
       ours["peer"] = peer

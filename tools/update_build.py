@@ -77,6 +77,13 @@ def _imports(path):
   return names
 
 
+def _is_program(path):
+  """True if the file runs as a program (`if __name__ == "__main__":`)."""
+  with open(os.path.join(ROOT, path), encoding="utf-8") as f:
+    text = f.read()
+  return any("__name__ == %s__main__%s" % (q, q) in text for q in "\"'")
+
+
 def _deps(path, modules):
   deps = set()
   for name in _imports(path):
@@ -111,8 +118,10 @@ def render():
   script_files = _python_files("scripts")
   test_files = _python_files("tests")
   tool_files = _python_files("tools") + _python_files("benchmarks")
+  # Shared helpers of benchmarks/ (no main) are libraries the others use.
+  tool_libs = [p for p in tool_files if not _is_program(p)]
   modules = {}
-  for path in lib_files + script_files + test_files:
+  for path in lib_files + script_files + test_files + tool_libs:
     modules[_module_of(path)] = path
   blocks = [HEADER]
   for path in lib_files:
@@ -137,6 +146,9 @@ def render():
                         '    size = "%s",\n    main = "%s",' % (size, path)))
   for path in tool_files:
     name = target_name(path)
+    if path in tool_libs:
+      blocks.append(_rule("py_library", name, [path], _deps(path, modules)))
+      continue
     blocks.append(_rule("py_binary", name, [path], _deps(path, modules),
                         '    main = "%s",' % path))
   return "\n\n".join(blocks) + "\n"
