@@ -107,3 +107,13 @@ def test_latency_ms_restores_checkpoint(tmp_path):
                      r"checkpoint but \[16, 5\]"):
     latency.latency_ms(tiny_net, prefix, (4, 4, 1), 5, batch_sizes=(1,),
                        warmup=0, repeats=1, scope="student")
+
+
+def test_latency_stats_gives_median_and_percentiles_per_batch():
+  result = latency.latency_stats(tiny_net, None, (4, 4, 1), 3,
+                                 batch_sizes=(1, 8), warmup=0, repeats=5)
+  assert sorted(result) == ["batch_1", "batch_8"]
+  for key, batch in (("batch_1", 1), ("batch_8", 8)):
+    stats = result[key]
+    assert stats["batch_size"] == batch and stats["repeats"] == 5
+    assert 0 < stats["p10_ms"] <= stats["median_ms"] <= stats["p90_ms"]

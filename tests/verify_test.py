@@ -204,3 +204,25 @@ def test_every_runtime_reports_its_inputs_and_outputs(frozen, tmp_path):
   assert details == {
       "inputs": {"images:0": {"dtype": "float32", "shape": [None, 8, 8, 1]}},
       "outputs": {"logits:0": {"dtype": "float32", "shape": [None, 3]}}}
+
+
+def test_latency_runs_the_requested_batch_size(frozen, tmp_path):
+  path = str(tmp_path / frozen_graph.FILENAME)
+  frozen_graph.write_frozen_graph(frozen.graph_def, path)
+  model = verify_runner.load_exported_model(path)
+  sizes = []
+  run = model._run  # pylint: disable=protected-access
+  model._run = lambda images: sizes.append(len(images)) or run(images)  # pylint: disable=protected-access
+  try:
+    images = np.zeros([6, 8, 8, 1], np.float32)
+    timing = model.latency(images, warmup=1, repeats=3, batch_size=4)
+    assert sizes == [4, 4, 4, 4]
+    assert 0 < timing["p10_ms"] <= timing["median_ms"] <= timing["p90_ms"]
+    sizes.clear()
+    model.latency(images, warmup=0, repeats=2)  # batch 1 by default
+    assert sizes == [1, 1]
+    with pytest.raises(errors.ConfigError, match="batch 8 needs that many "
+                       "images, got 6"):
+      model.latency(images, batch_size=8)
+  finally:
+    model.close()

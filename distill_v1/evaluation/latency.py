@@ -109,6 +109,21 @@ def latency_ms(network_fn, checkpoint_prefix, image_shape, num_classes,
                session_config=None):
   """Median inference latency of a network at several batch sizes.
 
+  `latency_stats` with only the medians: {"batch_<n>": median ms}.
+  """
+  stats = latency_stats(network_fn, checkpoint_prefix, image_shape,
+                        num_classes, batch_sizes=batch_sizes, warmup=warmup,
+                        repeats=repeats, scope=scope, seed=seed,
+                        session_config=session_config)
+  return {key: value["median_ms"] for key, value in stats.items()}
+
+
+def latency_stats(network_fn, checkpoint_prefix, image_shape, num_classes,
+                  batch_sizes=DEFAULT_BATCH_SIZES, warmup=DEFAULT_WARMUP,
+                  repeats=DEFAULT_REPEATS, scope=None, seed=0,
+                  session_config=None):
+  """Inference latency of a network at several batch sizes, with spread.
+
   Builds an inference graph (`is_training=False`) on a float32 placeholder
   [None, H, W, C], restores the checkpoint (or initializes the variables when
   `checkpoint_prefix` is None: latency does not depend on the values), and
@@ -130,7 +145,8 @@ def latency_ms(network_fn, checkpoint_prefix, image_shape, num_classes,
     session_config: optional tf.compat.v1.ConfigProto.
 
   Returns:
-    {"batch_<n>": median milliseconds per `sess.run`} for each batch size.
+    {"batch_<n>": measure_latency's dict (median_ms, p10_ms, p90_ms, ...,
+    milliseconds per `sess.run` of the whole batch)} for each batch size.
 
   Raises:
     CheckpointError: the checkpoint does not fit the network.
@@ -160,5 +176,5 @@ def latency_ms(network_fn, checkpoint_prefix, image_shape, num_classes,
       return {
           latency_key(b): measure_latency(
               sess, logits, images, b, warmup=warmup, repeats=repeats,
-              seed=seed)["median_ms"] for b in batch_sizes
+              seed=seed) for b in batch_sizes
       }

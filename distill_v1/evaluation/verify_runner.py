@@ -131,10 +131,17 @@ class ExportedModel(object):
           self.path, _first_lines(e))) from None
     return np.concatenate(chunks, axis=0).astype(np.float32)
 
-  def latency(self, image, warmup=10, repeats=100):
-    """Batch-1 timings (ms) of the whole call: feed, run, fetch."""
-    image = np.asarray(image, dtype=np.float32)[:1]
-    return _timings(lambda: self._run(image), warmup, repeats)
+  def latency(self, images, warmup=10, repeats=100, batch_size=1):
+    """Timings (ms per call) of the whole call on `batch_size` images.
+
+    The call is feed, run and fetch of the first `batch_size` of `images`
+    (float32 [N, H, W, C], N >= batch_size); {median_ms, p10_ms, p90_ms}.
+    """
+    images = np.asarray(images, dtype=np.float32)[:batch_size]
+    if len(images) != batch_size:
+      raise errors.ConfigError("latency at batch %d needs that many images, "
+                               "got %d" % (batch_size, len(images)))
+    return _timings(lambda: self._run(images), warmup, repeats)
 
   def details(self):
     """The model's input and output names, dtypes and shapes."""
