@@ -269,14 +269,17 @@ class Distiller(keras.Model):
 
 
 @functools.lru_cache(maxsize=4)
-def load_data(validation_size=0):
+def load_data(validation_size=0, dataset='fashion_mnist', data_dir=None):
   """Returns Fashion-MNIST as a distill_v1 DataSplits (cached).
 
   Args:
     validation_size: training examples held out (seed 0) for choosing T and
       alpha; 0 trains on all 60,000.
+    dataset: distill_v1 data set name (28x28x1 images, 10 classes, as the
+      models expect); another only for tests (e.g. a tiny IDX folder).
+    data_dir: its folder, as our binaries' --data_dir.
   """
-  return datasets.load_dataset('fashion_mnist',
+  return datasets.load_dataset(dataset, data_dir=data_dir,
                                validation_size=validation_size)
 
 
@@ -478,7 +481,8 @@ def distill(teacher_model, student_name, temperature=DEFAULT_TEMPERATURE,
 # Inference and TFLite.
 
 
-def _median_microseconds(fn, x, repeats, warmup=10):
+def _timings_us(fn, x, repeats, warmup=10):
+  """(median, p10, p90) microseconds of fn(x) over `repeats` timed calls."""
   for _ in range(warmup):
     fn(x)
   times = []
@@ -486,7 +490,7 @@ def _median_microseconds(fn, x, repeats, warmup=10):
     start = time.perf_counter()
     fn(x)
     times.append(time.perf_counter() - start)
-  return float(np.median(times) * 1e6)
+  return tuple(float(np.percentile(times, q) * 1e6) for q in (50, 10, 90))
 
 
 def inference_latency(model, batch_sizes=(1, 128), repeats=1000, images=None):
@@ -496,26 +500,30 @@ def inference_latency(model, batch_sizes=(1, 128), repeats=1000, images=None):
     model: keras.Model taking [batch, 28, 28, 1] float32.
     batch_sizes: batch sizes to time.
     repeats: timed calls per measurement (after 10 warm-up calls).
-    images: float32 [N, 28, 28, 1] with N >= max(batch_sizes) to feed;
-      defaults to the first test images.
+    images: float32 [N, 28, 28, 1] to feed, the first `batch` of them (
+      repeated when N < batch); defaults to the test images.
 
   Returns:
-    dict 'batch_<b>' -> dict(keras_call_us, tf_function_us): medians in
-    microseconds per call (per batch, not per example), outputs pulled to
-    numpy so that the work is finished.
+    dict 'batch_<b>' -> dict(keras_call_us, tf_function_us: medians, and
+    keras_call_p10_us, keras_call_p90_us, tf_function_p10_us,
+    tf_function_p90_us: 10th and 90th percentiles), in microseconds per call
+    (per batch, not per example), outputs pulled to numpy so that the work
+    is finished.
   """
   if images is None:
     images = load_data().test_images
   results = {}
   compiled = tf.function(lambda x: model(x, training=False))
+  calls = dict(keras_call=lambda t: model(t, training=False).numpy(),
+               tf_function=lambda t: compiled(t).numpy())
   for batch in batch_sizes:
-    x = tf.constant(images[:batch])
-    results['batch_%d' % batch] = dict(
-        keras_call_us=_median_microseconds(
-            lambda t: model(t, training=False).numpy(), x, repeats),
-        tf_function_us=_median_microseconds(
-            lambda t: compiled(t).numpy(), x, repeats),
-        repeats=repeats)
+    x = tf.constant(np.resize(images, (batch,) + images.shape[1:]))
+    entry = dict(repeats=repeats)
+    for name, fn in calls.items():
+      median, p10, p90 = _timings_us(fn, x, repeats)
+      entry.update({name + '_us': median, name + '_p10_us': p10,
+                    name + '_p90_us': p90})
+    results['batch_%d' % batch] = entry
   return results
 
 
@@ -624,7 +632,7 @@ def evaluate_tflite(flatbuffer, images, labels, num_threads=None):
 
 
 def tflite_sizes_and_latency(model, data=None, representative_size=200,
-                             num_threads=None, log=print):
+                             num_threads=None, log=print, save_prefix=None):
   """Converts `model` to float32, dynamic-range and full-int8 TFLite.
 
   Args:
@@ -634,11 +642,14 @@ def tflite_sizes_and_latency(model, data=None, representative_size=200,
       int8 activation ranges.
     num_threads: interpreter threads; None leaves TFLite's default.
     log: called with one line per variant; None for silence.
+    save_prefix: if set, each flatbuffer is also written to
+      `<save_prefix>_<mode>.tflite` (its `path` in the result), for timing
+      elsewhere.
 
   Returns:
     dict with keras_test_accuracy and, per mode ('float32', 'dynamic_range',
-    'int8'), dict(bytes, test_accuracy, latency_us_median, latency_us_p90)
-    over the whole test split at batch 1.
+    'int8'), dict(bytes, test_accuracy, latency_us_median, latency_us_p90,
+    path if saved) over the whole test split at batch 1.
   """
   data = data if data is not None else load_data()
   chosen = np.random.RandomState(0).permutation(
@@ -653,6 +664,9 @@ def tflite_sizes_and_latency(model, data=None, representative_size=200,
     measured = evaluate_tflite(flatbuffer, data.test_images, data.test_labels,
                                num_threads)
     measured['bytes'] = len(flatbuffer)
+    if save_prefix:
+      measured['path'] = '%s_%s.tflite' % (save_prefix, mode)
+      fileio.write_bytes(measured['path'], flatbuffer)
     results[mode] = measured
     if log:
       log('%s TFLite %s: %d bytes, test accuracy %.4f, batch-1 invoke %.0f '
@@ -710,6 +724,12 @@ def define_flags():
                        'latency.')
   flags.DEFINE_bool('tflite', False, 'Also convert every model of the run to '
                     'TFLite (float32, dynamic range, int8) and measure it.')
+  flags.DEFINE_string('tflite_dir', None, 'With --tflite, also write the '
+                      'files there as <model>_<mode>.tflite.')
+  flags.DEFINE_string('dataset', 'fashion_mnist', 'Data set, as our '
+                      'binaries\' --dataset (28x28x1 images, 10 classes).')
+  flags.DEFINE_string('data_dir', None, 'Its folder, as our binaries\' '
+                      '--data_dir.')
   flags.DEFINE_enum('mixed_precision', 'none', ['none', 'bfloat16'],
                     'bfloat16 sets the Keras policy mixed_bfloat16 (compute '
                     'in bfloat16, variables float32) before any model is '
@@ -761,7 +781,7 @@ def main(argv):
 
   if f.mixed_precision == 'bfloat16':
     keras.mixed_precision.set_global_policy('mixed_bfloat16')
-  data = load_data(f.validation_size)
+  data = load_data(f.validation_size, f.dataset, f.data_dir)
   # TensorFlow's SavedModel and converter INFO lines would bury the epoch
   # lines.
   logging.set_verbosity(logging.WARNING)
@@ -837,7 +857,9 @@ def main(argv):
       print('%s inference: %s' % (key, report['inference'][key]), flush=True)
       save()
     if f.tflite:
-      report['tflite'][key] = tflite_sizes_and_latency(model, data=data)
+      report['tflite'][key] = tflite_sizes_and_latency(
+          model, data=data, save_prefix=(
+              os.path.join(f.tflite_dir, key) if f.tflite_dir else None))
       save()
   save()
   print('peak RSS %.0f MB; wrote %s' % (report['peak_rss_mb'],

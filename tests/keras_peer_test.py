@@ -217,3 +217,52 @@ def test_int8_conversion_needs_representative_images():
   model, _, _ = _band_model_and_data(1)
   with pytest.raises(errors.ConfigError, match='representative'):
     keras_peer.convert_tflite(model, 'int8')
+
+
+def test_inference_latency_gives_percentiles_and_fills_large_batches():
+  calls = []
+
+  def model(x, training=None):
+    assert training is False
+    calls.append(int(x.shape[0]))
+    return keras_peer.tf.reduce_sum(x, axis=[1, 2, 3])
+
+  images = np.ones((3, 28, 28, 1), np.float32)
+  result = keras_peer.inference_latency(model, batch_sizes=(1, 8), repeats=3,
+                                        images=images)
+  # 3 images fill a batch of 8 (repeated): every call sees the batch size.
+  assert set(calls) == {1, 8}
+  for batch in ('batch_1', 'batch_8'):
+    entry = result[batch]
+    assert entry['repeats'] == 3
+    for name in ('keras_call', 'tf_function'):
+      assert (0 < entry[name + '_p10_us'] <= entry[name + '_us'] <=
+              entry[name + '_p90_us'])
+
+
+@pytest.mark.parametrize('name', ['mlp_teacher', 'cnn_student'])
+def test_mixed_bfloat16_computes_in_bfloat16_with_float32_logits(name):
+  keras.mixed_precision.set_global_policy('mixed_bfloat16')
+  try:
+    model = keras_peer.build_model(name)
+  finally:
+    keras.mixed_precision.set_global_policy('float32')
+  assert model.layers[1].compute_dtype == 'bfloat16'  # Dense or Conv2D.
+  assert model.layers[-1].compute_dtype == 'float32'
+  assert all(w.dtype == 'float32' for w in model.weights)
+  logits = model(np.zeros((2, 28, 28, 1), np.float32))
+  assert keras.backend.standardize_dtype(logits.dtype) == 'float32'
+
+
+def test_tflite_files_are_saved_when_asked(tmp_path):
+  model, images, labels = _band_model_and_data(40)
+  data = type('Splits', (), dict(train_images=images, train_labels=labels,
+                                 test_images=images[:5],
+                                 test_labels=labels[:5]))
+  result = keras_peer.tflite_sizes_and_latency(
+      model, data=data, representative_size=10, log=None,
+      save_prefix=str(tmp_path / 'band'))
+  for mode in ('float32', 'dynamic_range', 'int8'):
+    path = tmp_path / ('band_%s.tflite' % mode)
+    assert result[mode]['path'] == str(path)
+    assert path.stat().st_size == result[mode]['bytes']
