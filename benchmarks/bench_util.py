@@ -145,7 +145,7 @@ def ratio_of_medians(numerator, denominator):
   return numerator["median"] / denominator["median"]
 
 
-def interleave(rows, repeats, log=print):
+def interleave(rows, repeats, log=print, after_repeat=None):
   """Runs every row's sides, repeat after repeat.
 
   Repeat r runs row 1's sides in order (e.g. ours, then the peer), then row
@@ -157,6 +157,8 @@ def interleave(rows, repeats, log=print):
       nested dict of numbers (or None to record nothing).
     repeats: number of repeats.
     log: called with one line per side run; None for silence.
+    after_repeat: if set, called as after_repeat(repeat, samples, order)
+      when each repeat ends (e.g. to save what is measured so far).
 
   Returns:
     (samples, order): samples[row][side] is the list of what fn returned,
@@ -172,6 +174,8 @@ def interleave(rows, repeats, log=print):
         value = fn(repeat)
         if value is not None:
           samples.setdefault(row, {}).setdefault(side, []).append(value)
+    if after_repeat:
+      after_repeat(repeat, samples, order)
   return samples, order
 
 

@@ -1,44 +1,59 @@
-r"""Every training, distillation and inference path beside the Keras 3 peer.
+r"""Issue 7's one speed benchmark: every path beside the Keras 3 peer.
 
-One command, one run, the same machine and data for every row:
+One command, one run, one process tree, the same machine and data for every
+row (`--what` picks the rows):
 
-  matmul    the float32 [128, 784] x [784, 1200] ceiling, numpy and TF.
-  input     the graph-mode input pipeline alone (one batch per sess.run, and
-            an epoch drained in the graph), as a multiple of the fastest
-            training loop of the run.
-  train     examples/sec of training each model with scripts/train.py
-            beside benchmarks/keras_peer.py's phase for it, and the loop's
-            useful GFLOP/s (3 x forward FLOPs per example) as a fraction of
-            the TF matmul ceiling.
-  distill   online and cached distillation (scripts/distill.py, T=8,
-            alpha=0.5) beside the peer's Distiller, per family.
-  latency   batch-1 and batch-128 inference of each trained model: our
-            session on the checkpoint, the frozen graph in a session, TFLite
-            float32 and int8, beside the peer's `model(x, training=False)`
-            and tf.function (and its TFLite files, first repeat only).
+  matmul    the float32 [128, 784] x [784, 1200] ceiling in GFLOP/s, numpy
+            and a TF session loop (distill_v1.evaluation.speed).
+  input     the graph-mode input pipeline alone, examples/sec (one batch per
+            sess.run, and an epoch drained in the graph), and its multiple of
+            the fastest training loop of the run (target >= 10x).
+  train     examples/sec of a 2-epoch scripts/train.py run of each --models
+            model beside benchmarks/keras_peer.py's phase for it, and each
+            loop's useful GFLOP/s (3 x forward FLOPs per example, as
+            model_stats.flops_per_example counts them) as a fraction of the
+            TF matmul ceiling.
+  distill   online and cached distillation of each --families student from
+            its teacher (scripts/distill.py, T=8, alpha=0.5) beside the
+            peer's keras.io Distiller, examples/sec.
+  latency   microseconds per call at batch 1 and 128 (median, p10, p90) of
+            each trained model: our session on the 2-epoch checkpoint, its
+            frozen graph in a session, TFLite float32 and int8 (all from
+            scripts/export.py), beside the peer's model(x, training=False),
+            tf.function and TFLite files (float32, dynamic range, int8; made
+            once, timed every repeat by the same code as ours). Needs the
+            train rows' checkpoints, so it runs them too.
 
-Each row runs `--repeats` times, interleaved: repeat r runs every row, ours
-then the peer's, before repeat r+1 starts. A training or distillation figure
-is the second epoch's examples/sec of a 2-epoch run (the first includes graph
-building and warm-up). Every child's peak RSS comes from os.wait4 in a small launcher process
-(see run_child). Medians,
-ranges and ratios of medians go to --output_json; benchmarks/speed_report.py
-turns that into docs/benchmarks.md.
+A training or distillation figure is the second epoch's examples/sec of a
+2-epoch run (the first includes graph building and warm-up), batch 128, plain
+SGD at the student recipe's learning rate. With --precisions=float32,bfloat16
+the --bfloat16_rows also run with our --precision=bfloat16 beside the peer
+under Keras' mixed_bfloat16 policy.
+
+Every row runs --repeats times, INTERLEAVED: repeat r runs every row, ours
+then the peer's, before repeat r+1 starts (the JSON's `order` lists it).
+Medians, min/max and ratios of medians go to --output_json after every
+repeat; benchmarks/speed_report.py turns the JSON into docs/benchmarks.md.
+Every child's peak RSS (MB = 10**6 bytes) is its own ru_maxrss, from os.wait4
+in a small launcher (bench_util.run_child), reported per binary.
 
 Teachers: `--runs_dir/<family>_teacher` (ours) and
-`--runs_dir/peer/<family>_teacher.weights.h5` (the peer's); missing ones are
-made for speed only (20 steps, 1 epoch), since throughput does not depend on
-the weights' values, and the JSON says so.
+`--runs_dir/peer/<family>_teacher.weights.h5` (the peer's). Missing ones are
+made in a scratch folder for speed only (ours 20 steps, the peer's 1 epoch;
+throughput does not depend on the weights' values), and the JSON's
+`teachers` says which.
 
-Usage:
+Usage (from the checkout's root; about 40 minutes on 2 cores for all rows):
   python benchmarks/speed.py --output_json=docs/benchmarks/speed.json
-  python benchmarks/speed_report.py    # docs/benchmarks.md
+  python benchmarks/speed_report.py     # writes docs/benchmarks.md
+  # A quick look at one path:
+  python benchmarks/speed.py --repeats=1 --what=latency --models=cnn_student \
+      --output_json=/tmp/speed.json
 """
 
-import json
 import os
 import platform
-import shlex
+import resource
 import shutil
 import subprocess
 import sys
@@ -47,403 +62,590 @@ import time
 
 from absl import app
 from absl import flags
-import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 # pylint: disable=g-import-not-at-top,wrong-import-position
+from benchmarks import bench_util
 from distill_v1 import fileio
 # pylint: enable=g-import-not-at-top,wrong-import-position
 
 FLAGS = flags.FLAGS
 WHAT = ("matmul", "input", "train", "distill", "latency")
+PRECISIONS = ("float32", "bfloat16")
+MODES = ("online", "cached")
+LATENCY_BATCHES = (1, 128)
+# Our exports timed by the latency rows: runtime -> file of scripts/export.py.
+OUR_FILES = (("frozen_graph", "frozen_graph.pb"),
+             ("tflite_float32", "model_float32.tflite"),
+             ("tflite_int8", "model_int8.tflite"))
+PEER_TFLITE = ("float32", "dynamic_range", "int8")
+SPEED_ONLY_TEACHER_STEPS = 20
 
 
 def define_flags():
-  """Defines the flags (only when run as a script)."""
-  flags.DEFINE_list("what", list(WHAT), "Measurements: %s." % ", ".join(WHAT))
-  flags.DEFINE_list("models", ["mlp_teacher", "mlp_student", "cnn_teacher",
-                               "cnn_student"], "Models of train and latency.")
-  flags.DEFINE_list("families", ["mlp", "cnn"], "Families of distill.")
-  flags.DEFINE_list("precisions", ["float32"], "Our precisions (float32, "
-                    "bfloat16); the peer always runs float32.")
+  """Defines the flags (only when run as a script: tests import the module)."""
+  flags.DEFINE_list("what", list(WHAT), "Rows to measure: some of %s." %
+                    ", ".join(WHAT))
+  flags.DEFINE_list("models", sorted(bench_util.PEER_PHASES),
+                    "Models of the train and latency rows.")
+  flags.DEFINE_list("families", sorted(bench_util.STUDENTS),
+                    "Families of the distill rows (teacher -> student).")
+  flags.DEFINE_list("precisions", ["float32"], "float32, and bfloat16 to "
+                    "add --bfloat16_rows run with our --precision=bfloat16 "
+                    "beside the peer's --mixed_precision=bfloat16.")
   flags.DEFINE_list("bfloat16_rows", ["mlp_teacher", "cnn_teacher", "online"],
-                    "Which rows also run in bfloat16 when --precisions has it: "
-                    "model names, and `online` for online distillation.")
-  flags.DEFINE_bool("peer_bfloat16", True, "Beside each bfloat16 row, also "
-                    "run the peer under Keras' mixed_bfloat16 policy.")
-  flags.DEFINE_integer("repeats", 5, "Interleaved repeats.", lower_bound=1)
-  flags.DEFINE_integer("latency_repeats", 200, "Timed calls per latency.",
+                    "Rows that also run in bfloat16 when --precisions has "
+                    "it: model names (train rows), online and/or cached "
+                    "(distill rows).")
+  flags.DEFINE_integer("repeats", 5, "Interleaved repeats of every row.",
                        lower_bound=1)
-  flags.DEFINE_string("runs_dir", "/work/runs", "Where the teachers are.")
+  flags.DEFINE_integer("latency_repeats", 200, "Timed calls per latency "
+                       "figure (after 10 untimed ones).", lower_bound=1)
+  flags.DEFINE_string("runs_dir", "/work/runs", "Where the teachers are "
+                      "(module docstring).")
   flags.DEFINE_string("dataset", "fashion_mnist", "Data set of every run.")
   flags.DEFINE_string("data_dir", None, "Folder with the data set files.")
-  flags.DEFINE_string("output_json", None, "Where the results go.")
+  flags.DEFINE_string("output_json", "docs/benchmarks/speed.json",
+                      "Where the results go (rewritten after each repeat).")
+  choices = {"what": WHAT, "models": tuple(bench_util.PEER_PHASES),
+             "families": tuple(bench_util.STUDENTS), "precisions": PRECISIONS}
+  for name, allowed in choices.items():
+    flags.register_validator(
+        name, lambda v, allowed=allowed: bool(v) and set(v) <= set(allowed),
+        message="--%s takes some of %s" % (name, ", ".join(allowed)))
 
 
-# model -> (family, keras_peer phase); students' learning rates of
-# BENCHMARK.md, used for every training row (speed does not depend on them).
-PEER_PHASES = {"mlp_teacher": ("mlp", "teacher"),
-               "mlp_student": ("mlp", "student"),
-               "cnn_teacher": ("cnn", "teacher"),
-               "cnn_student": ("cnn", "student")}
-LEARNING_RATES = {"mlp": 0.1, "cnn": 0.05}
-STUDENTS = {"mlp": "mlp_student", "cnn": "cnn_student"}
-TEMPERATURE, ALPHA = 8.0, 0.5
+def log(line):
+  print(line, flush=True)
 
 
-def summarize(values):
-  """{median, min, max, values} of a list of numbers."""
-  values = [float(v) for v in values]
-  return {"median": float(np.median(values)), "min": min(values),
-          "max": max(values), "values": values}
+# ---------------------------------------------------------------------------
+# The machine.
 
 
-# Started by run_child: forks `argv[2:]`, waits, and writes the child's
-# ru_maxrss (kilobytes) to the file argv[1]. On Linux a child's ru_maxrss
-# includes the memory of the process it was forked from (the kernel keeps
-# the old address space's high-water mark at exec), so the real child is
-# forked from this small fresh interpreter, not from the benchmark process
-# that holds TensorFlow and the data.
-_LAUNCHER = """
-import os, subprocess, sys
-child = subprocess.Popen(sys.argv[2:])
-_, status, usage = os.wait4(child.pid, 0)
-with open(sys.argv[1], "w") as f:
-  f.write(str(usage.ru_maxrss))
-sys.exit(os.waitstatus_to_exitcode(status))
-"""
+def _lscpu():
+  """lscpu's `key: value` lines as a dict ({} without lscpu)."""
+  try:
+    text = subprocess.run(["lscpu"], capture_output=True, text=True,
+                          check=True).stdout
+  except (OSError, subprocess.CalledProcessError):
+    return {}
+  return dict((k.strip(), v.strip()) for k, _, v in (
+      line.partition(":") for line in text.splitlines()) if v)
 
 
-def run_child(command):
-  """Runs `command` in ROOT; returns its peak RSS in MB.
+def machine():
+  """CPU model, logical CPUs, cores and bfloat16 units of this machine."""
+  info = _lscpu()
+  cpu_flags = set(info.get("Flags", "").split())
+  cores = None
+  if info.get("Core(s) per socket", "").isdigit() and info.get(
+      "Socket(s)", "").isdigit():
+    cores = int(info["Core(s) per socket"]) * int(info["Socket(s)"])
+  return {"cpu": info.get("Model name", platform.processor()),
+          "logical_cpus": os.cpu_count(), "cores": cores,
+          "bfloat16_units": sorted(cpu_flags & {"avx512_bf16", "amx_bf16"}),
+          "python": platform.python_version()}
 
-  Raises:
-    RuntimeError: the child failed (its stderr's last lines included).
+
+# ---------------------------------------------------------------------------
+# What every side of a run shares.
+
+
+class Bench(object):
+  """Scratch folder, data flags, children's RSS and the peer's outputs.
+
+  Attributes:
+    scratch: folder of every run's files (removed at the end).
+    data_flags: --dataset/--data_dir for every child (ours and the peer's).
+    rss: bench_util.PeakRss of every child.
+    peer_outputs: (model, repeat) -> the peer's JSON of that train row,
+      read by the latency row after it.
+    peer_tflite: model -> {variant: path} of the peer's TFLite files.
+    peer_tflite_info: model -> the peer's own TFLite figures (bytes,
+      accuracy, batch-1 invoke us over the test split).
+    export_bytes: model -> {runtime: bytes} of our exports.
+    keras_version: of the peer.
   """
-  print("$ " + " ".join(shlex.quote(c) for c in command), flush=True)
-  with tempfile.TemporaryFile() as err, tempfile.NamedTemporaryFile(
-      "r", suffix=".maxrss") as maxrss:
-    code = subprocess.call([sys.executable, "-c", _LAUNCHER, maxrss.name] +
-                           list(command), cwd=ROOT, stdout=subprocess.DEVNULL,
-                           stderr=err)
-    if code != 0:
-      err.seek(0)
-      tail = err.read().decode("utf-8", "replace").strip().splitlines()[-5:]
-      raise RuntimeError("%s exited %d:\n%s" % (command[1], code,
-                                                 "\n".join(tail)))
-    return int(maxrss.read()) / 1024.0  # Linux reports kilobytes.
+
+  def __init__(self, scratch, data_flags, latency_repeats):
+    self.scratch = scratch
+    self.data_flags = list(data_flags)
+    self.latency_repeats = latency_repeats
+    self.rss = bench_util.PeakRss(log)
+    self.peer_outputs = {}
+    self.peer_tflite = {}
+    self.peer_tflite_info = {}
+    self.export_bytes = {}
+    self.keras_version = None
+
+  def path(self, *parts):
+    return os.path.join(self.scratch, *parts)
+
+  def ours(self, label, binary, model, train_dir, precision, extra=()):
+    """A 2-epoch run of scripts/<binary>.py; its second epoch's ex/s."""
+    family = model.split("_")[0]
+    self.rss.run(label, bench_util.train_command(
+        binary, model, train_dir, bench_util.STUDENTS[family][1],
+        extra=["--precision=" + precision] + self.data_flags + list(extra)))
+    return bench_util.second_epoch_rate(train_dir)
+
+  def peer(self, label, family, phase, extra=(), epochs=2):
+    """A keras_peer.py run; its JSON."""
+    out = self.path("peer.json")
+    self.rss.run(label, bench_util.peer_command(
+        family, phase, out, epochs=epochs,
+        learning_rate=bench_util.STUDENTS[family][1],
+        extra=self.data_flags + list(extra)))
+    result = bench_util.read_json(out)
+    self.keras_version = result.get("keras_version")
+    return result
 
 
-def _data_flags():
-  out = ["--dataset=" + FLAGS.dataset]
-  if FLAGS.data_dir:
-    out.append("--data_dir=" + FLAGS.data_dir)
-  return out
+def _suffix(precision):
+  return "" if precision == "float32" else " " + precision
 
 
-def _second_epoch_rate(train_dir):
-  with open(os.path.join(train_dir, "metrics.json")) as f:
-    history = json.load(f)["history"]
-  return history[-1]["examples_per_sec"]
+def _peer_precision_flags(precision):
+  return [] if precision == "float32" else ["--mixed_precision=" + precision]
 
 
-def ours_train(model, train_dir, precision="float32", teacher=None,
-               cache=None, max_steps=None):
-  """Trains (or distills into) `model` for 2 epochs; (examples/sec, RSS MB).
+# ---------------------------------------------------------------------------
+# Rows: each is (name, [(side, fn(repeat) -> nested dict of numbers)]).
 
-  With max_steps (e.g. to fill a logits cache) the rate is None.
+
+def matmul_row():
+  """The machine's ceiling, numpy then TF: {"gflops": median GFLOP/s}."""
+  from distill_v1.evaluation import speed  # pylint: disable=g-import-not-at-top
+
+  def side(backend):
+    def run(repeat):
+      del repeat
+      result = speed.matmul_gflops(backend)
+      return {"gflops": result["gflops"],
+              "max_abs_error": result["max_abs_error"]}
+    return backend, run
+
+  return "matmul", [side("numpy"), side("tensorflow")]
+
+
+def input_row(splits):
+  """The input pipeline alone: examples/sec per sess.run and in the graph."""
+  from distill_v1.evaluation import speed  # pylint: disable=g-import-not-at-top
+
+  def run(repeat):
+    del repeat
+    result = speed.input_examples_per_sec(splits.train_images,
+                                          splits.train_labels)
+    return {k: result[k] for k in ("examples_per_sec",
+                                   "examples_per_sec_in_graph")}
+
+  return "input", [("pipeline", run)]
+
+
+def train_dir_of(bench, model, precision, repeat):
+  return bench.path("train_%s_%s_%d" % (model, precision, repeat))
+
+
+def train_row(bench, model, precision, flops, keep_for_latency):
+  """Our scripts/train.py and the peer's phase for `model`: ex/s, GFLOP/s.
+
+  With keep_for_latency, our checkpoint stays for the latency row and the
+  peer also times inference (and, in repeat 0, converts to TFLite).
   """
-  family = model.split("_")[0]
-  command = [sys.executable, "scripts/%s.py" % (
-      "distill" if teacher else "train"), "--model=" + model,
-             "--train_dir=" + train_dir, "--epochs=2",
-             "--learning_rate=%g" % LEARNING_RATES[family],
-             "--log_every_steps=100000", "--save_every_steps=0",
-             "--precision=" + precision] + _data_flags()
-  if teacher:
-    command += ["--teacher_model=" + teacher[0],
-                "--teacher_checkpoint=" + teacher[1],
-                "--temperature=%g" % TEMPERATURE, "--alpha=%g" % ALPHA]
-  if cache:
-    command.append("--teacher_logits_cache=" + cache)
-  if max_steps:
-    command.append("--max_steps=%d" % max_steps)
-  rss = run_child(command)
-  return None if max_steps else _second_epoch_rate(train_dir), rss
+  family, phase = bench_util.PEER_PHASES[model]
+  name = "train/%s%s" % (model, "" if precision == "float32" else
+                         "/" + precision)
+
+  def figures(rate):
+    return {"examples_per_sec": rate, "gflops": 3.0 * flops * rate / 1e9}
+
+  def ours(repeat):
+    train_dir = train_dir_of(bench, model, precision, repeat)
+    rate = bench.ours("train.py %s%s" % (model, _suffix(precision)), "train",
+                      model, train_dir, precision)
+    if not keep_for_latency:
+      shutil.rmtree(train_dir, ignore_errors=True)
+    return figures(rate)
+
+  def peer(repeat):
+    extra = _peer_precision_flags(precision)
+    if keep_for_latency:
+      extra += ["--inference", "--latency_repeats=%d" % bench.latency_repeats]
+      if repeat == 0:
+        extra += ["--tflite", "--tflite_dir=" + bench.path("peer_tflite")]
+    result = bench.peer("keras_peer.py %s%s" % (model, _suffix(precision)),
+                        family, phase, extra)
+    if keep_for_latency:
+      bench.peer_outputs[(model, repeat)] = result
+    return figures(bench_util.peer_rate(result, phase))
+
+  return name, [("ours", ours), ("peer", peer)]
 
 
-def peer_run(family, phase, out, teacher_weights=None, inference=False,
-             tflite=False, epochs=2, save_teacher=None, bfloat16=False):
-  """Runs keras_peer.py; (its JSON, peak RSS MB)."""
-  command = [sys.executable, "benchmarks/keras_peer.py", "--family=" + family,
-             "--phase=" + phase, "--epochs=%d" % epochs, "--optimizer=sgd",
-             "--learning_rate=%g" % LEARNING_RATES[family],
-             "--temperature=%g" % TEMPERATURE, "--alpha=%g" % ALPHA,
-             "--output_json=" + out,
-             "--latency_repeats=%d" % FLAGS.latency_repeats]
-  if teacher_weights:
-    command.append("--teacher_weights=" + teacher_weights)
-  if save_teacher:
-    command.append("--save_teacher_weights=" + save_teacher)
-  if bfloat16:
-    command.append("--mixed_precision=bfloat16")
-  if inference:
-    command.append("--inference")
-  if tflite:
-    command.append("--tflite")
-  rss = run_child(command)
-  with open(out) as f:
-    return json.load(f), rss
+def _us(stats_ms):
+  """{median_us, p10_us, p90_us} from a {median_ms, p10_ms, p90_ms} dict."""
+  return {k.replace("_ms", "_us"): 1e3 * stats_ms[k]
+          for k in ("median_ms", "p10_ms", "p90_ms")}
 
 
-def teachers(scratch):
-  """{family: (our checkpoint dir, peer weights, made_for_speed_only)}."""
-  out = {}
-  for family in FLAGS.families:
-    ours = os.path.join(FLAGS.runs_dir, "%s_teacher" % family)
-    peer = os.path.join(FLAGS.runs_dir, "peer",
-                        "%s_teacher.weights.h5" % family)
-    made = False
-    if not os.path.exists(os.path.join(ours, "checkpoint")):
-      ours = os.path.join(scratch, "%s_teacher" % family)
-      run_child([sys.executable, "scripts/train.py",
-                 "--model=%s_teacher" % family, "--train_dir=" + ours,
-                 "--max_steps=20"] + _data_flags())
-      made = True
-    if not os.path.isfile(peer):
-      peer = os.path.join(scratch, "peer_%s_teacher.weights.h5" % family)
-      peer_run(family, "teacher", os.path.join(scratch, "t.json"), epochs=1,
-               save_teacher=peer)
-      made = True
-    out[family] = (ours, peer, made)
-  return out
+def _batch_key(batch):
+  return "batch_%d" % batch
 
 
-def _time_tflite(path, batch_size, repeats):
-  """Median and p10/p90 microseconds of one TFLite invoke at a batch size."""
+def time_exported(path, repeats):
+  """{batch_<b>: {median_us, p10_us, p90_us}} of an exported file's calls.
+
+  The file runs in its real runtime (verify_runner: a session for a frozen
+  graph, the TFLite interpreter for .tflite); a call is feed, run and fetch
+  of random images in [0, 1], as our session's and the peer's figures.
+  """
   # pylint: disable=g-import-not-at-top
   from distill_v1.evaluation import latency
-  from distill_v1.export import tflite
+  from distill_v1.evaluation import verify_runner
   # pylint: enable=g-import-not-at-top
-  interpreter, _ = tflite.make_interpreter(model_path=path)
-  detail = interpreter.get_input_details()[0]
-  shape = [batch_size] + list(detail["shape"][1:])
-  interpreter.resize_tensor_input(detail["index"], shape)
-  interpreter.allocate_tensors()
-  detail = interpreter.get_input_details()[0]
-  images = latency.random_images(shape[1:], batch_size)
-  if detail["dtype"] == np.int8:
-    scale, zero = detail["quantization"]
-    images = np.clip(np.round(images / scale + zero), -128, 127).astype(
-        np.int8)
-  times = []
-  for i in range(repeats + 10):
-    interpreter.set_tensor(detail["index"], images)
-    start = time.perf_counter()
-    interpreter.invoke()
-    if i >= 10:
-      times.append((time.perf_counter() - start) * 1e6)
-  return _percentiles(times)
+  model = verify_runner.load_exported_model(path)
+  try:
+    images = latency.random_images(model.image_shape, max(LATENCY_BATCHES))
+    return {_batch_key(b): _us(model.latency(images, repeats=repeats,
+                                             batch_size=b))
+            for b in LATENCY_BATCHES}
+  finally:
+    model.close()
 
 
-def _percentiles(times_us):
-  return {"median_us": float(np.median(times_us)),
-          "p10_us": float(np.percentile(times_us, 10)),
-          "p90_us": float(np.percentile(times_us, 90))}
-
-
-def _time_frozen(path, batch_size, repeats):
-  """Median and p10/p90 microseconds of sess.run on a frozen graph."""
-  # pylint: disable=g-import-not-at-top
-  from distill_v1.compat import tf
-  from distill_v1.evaluation import latency
-  # pylint: enable=g-import-not-at-top
-  graph_def = tf.compat.v1.GraphDef()
-  with open(path, "rb") as f:
-    graph_def.ParseFromString(f.read())
-  with tf.Graph().as_default() as graph:
-    tf.compat.v1.import_graph_def(graph_def, name="")
-    images = graph.get_tensor_by_name("images:0")
-    logits = graph.get_tensor_by_name("logits:0")
-    with tf.compat.v1.Session(graph=graph) as sess:
-      result = latency.measure_latency(sess, logits, images, batch_size,
-                                       repeats=repeats)
-  return {"median_us": 1e3 * result["median_ms"],
-          "p10_us": 1e3 * result["p10_ms"], "p90_us": 1e3 * result["p90_ms"]}
-
-
-def ours_latency(model, train_dir, scratch):
-  """Our latencies of a trained model; (dict, export binary's RSS MB)."""
+def time_session(model, train_dir, repeats):
+  """{batch_<b>: {median_us, ...}} of our session on the restored checkpoint."""
   # pylint: disable=g-import-not-at-top
   from distill_v1 import checkpoints
   from distill_v1.evaluation import latency
   from distill_v1.models import nets_factory
   # pylint: enable=g-import-not-at-top
-  export_dir = os.path.join(scratch, "export_" + model)
-  shutil.rmtree(export_dir, ignore_errors=True)
-  rss = run_child([sys.executable, "scripts/export.py",
-                   "--checkpoint=" + train_dir, "--output_dir=" + export_dir,
-                   "--formats=frozen_graph,float32,int8"] + _data_flags())
   spec = checkpoints.read_model_spec(train_dir)
+  stats = latency.latency_stats(
+      nets_factory.get_network_fn(model),
+      checkpoints.resolve_checkpoint(train_dir), spec["image_shape"],
+      spec["num_classes"], batch_sizes=LATENCY_BATCHES, repeats=repeats,
+      scope=model)
+  return {key: _us(value) for key, value in stats.items()}
+
+
+def _by_batch(per_runtime):
+  """{runtime: {batch: x}} -> {batch: {runtime: x}}."""
   out = {}
-  for batch in (1, 128):
-    key = "batch_%d" % batch
-    session = latency.latency_ms(
-        nets_factory.get_network_fn(model),
-        checkpoints.resolve_checkpoint(train_dir), spec["image_shape"],
-        spec["num_classes"], batch_sizes=(batch,),
-        repeats=FLAGS.latency_repeats, scope=model)
-    out[key] = {
-        "session_us": 1e3 * session[key],
-        "frozen_graph": _time_frozen(os.path.join(
-            export_dir, "frozen_graph.pb"), batch, FLAGS.latency_repeats),
-        "tflite_float32": _time_tflite(os.path.join(
-            export_dir, "model_float32.tflite"), batch,
-                                       FLAGS.latency_repeats),
-        "tflite_int8": _time_tflite(os.path.join(
-            export_dir, "model_int8.tflite"), batch, FLAGS.latency_repeats),
-    }
-  return out, rss
+  for runtime, batches in per_runtime.items():
+    for batch, value in batches.items():
+      out.setdefault(batch, {})[runtime] = value
+  return out
 
 
-def _machine():
-  model = ""
-  try:
-    with open("/proc/cpuinfo") as f:
-      for line in f:
-        if line.startswith("model name"):
-          model = line.split(":", 1)[1].strip()
-          break
-  except OSError:
-    pass
-  return {"cpu": model, "cores": os.cpu_count(),
-          "python": platform.python_version()}
+def latency_row(bench, model):
+  """Latency of `model` trained by this repeat's train row, ours and peer's."""
+
+  def ours(repeat):
+    train_dir = train_dir_of(bench, model, "float32", repeat)
+    export_dir = bench.path("export_%s_%d" % (model, repeat))
+    # --noverify: the files are only timed here, and a 2-epoch (or tiny
+    # test) model can miss the int8 agreement tolerance of verification.
+    bench.rss.run("export.py %s" % model, [
+        sys.executable, "scripts/export.py", "--checkpoint=" + train_dir,
+        "--output_dir=" + export_dir, "--formats=frozen_graph,float32,int8",
+        "--noverify"] + bench.data_flags)
+    per_runtime = {"session": time_session(model, train_dir,
+                                           bench.latency_repeats)}
+    for runtime, filename in OUR_FILES:
+      path = os.path.join(export_dir, filename)
+      per_runtime[runtime] = time_exported(path, bench.latency_repeats)
+      bench.export_bytes.setdefault(model, {})[runtime] = os.path.getsize(
+          path)
+    shutil.rmtree(train_dir, ignore_errors=True)
+    shutil.rmtree(export_dir, ignore_errors=True)
+    return _by_batch(per_runtime)
+
+  def peer(repeat):
+    result = bench.peer_outputs.pop((model, repeat))
+    if repeat == 0:
+      info = result["tflite"][model]
+      bench.peer_tflite[model] = {v: info[v]["path"] for v in PEER_TFLITE}
+      bench.peer_tflite_info[model] = {
+          v: {k: x for k, x in info[v].items() if k != "path"}
+          for v in PEER_TFLITE}
+    per_runtime = {}
+    for call in ("keras_call", "tf_function"):
+      per_runtime[call] = {
+          _batch_key(b): {
+              "median_us": result["inference"][model][_batch_key(b)][
+                  call + "_us"],
+              "p10_us": result["inference"][model][_batch_key(b)][
+                  call + "_p10_us"],
+              "p90_us": result["inference"][model][_batch_key(b)][
+                  call + "_p90_us"]} for b in LATENCY_BATCHES}
+    for variant, path in sorted(bench.peer_tflite[model].items()):
+      per_runtime["tflite_" + variant] = time_exported(path,
+                                                       bench.latency_repeats)
+    return _by_batch(per_runtime)
+
+  return "latency/" + model, [("ours", ours), ("peer", peer)]
 
 
-def _add(samples, key, value):
-  samples.setdefault(key, []).append(value)
+def distill_row(bench, family, teacher, precision, modes):
+  """Our online/cached distillation and the peer's Distiller: ex/s."""
+  student = bench_util.STUDENTS[family][0]
+  name = "distill/%s%s" % (family, "" if precision == "float32" else
+                           "/" + precision)
+
+  def ours(mode):
+    def run(repeat):
+      train_dir = bench.path("distill_%s_%s_%s_%d" % (family, mode,
+                                                      precision, repeat))
+      cache = bench.path(family + "_logits.npz") if mode == "cached" else None
+      rate = bench.ours(
+          "distill.py %s %s%s" % (family, mode, _suffix(precision)),
+          "distill", student, train_dir, precision,
+          bench_util.distill_flags(family + "_teacher", teacher["ours"],
+                                   cache=cache))
+      shutil.rmtree(train_dir, ignore_errors=True)
+      return {"examples_per_sec": rate}
+    return "ours_" + mode, run
+
+  def peer(repeat):
+    del repeat
+    result = bench.peer(
+        "keras_peer.py %s distill%s" % (family, _suffix(precision)), family,
+        "distill", ["--teacher_weights=" + teacher["peer"]] +
+        _peer_precision_flags(precision))
+    return {"examples_per_sec": bench_util.peer_rate(result, "distill")}
+
+  return name, [ours(mode) for mode in modes] + [("peer", peer)]
+
+
+def rows_to_run(bench, splits, teachers, flops):
+  """The rows of --what, in the order every repeat runs them."""
+  what, bf16 = set(FLAGS.what), "bfloat16" in FLAGS.precisions
+  rows = []
+  if "matmul" in what:
+    rows.append(matmul_row())
+  if "input" in what:
+    rows.append(input_row(splits))
+  if what & {"train", "latency"}:
+    for model in FLAGS.models:
+      rows.append(train_row(bench, model, "float32", flops[model],
+                            keep_for_latency="latency" in what))
+      if "latency" in what:
+        rows.append(latency_row(bench, model))
+      if bf16 and model in FLAGS.bfloat16_rows:
+        rows.append(train_row(bench, model, "bfloat16", flops[model], False))
+  if "distill" in what:
+    for family in FLAGS.families:
+      rows.append(distill_row(bench, family, teachers[family], "float32",
+                              MODES))
+      modes = [m for m in MODES if m in FLAGS.bfloat16_rows]
+      if bf16 and modes:
+        rows.append(distill_row(bench, family, teachers[family], "bfloat16",
+                                modes))
+  return rows
+
+
+# ---------------------------------------------------------------------------
+# Before the repeats: teachers and caches.
+
+
+def find_or_make_teachers(bench):
+  """{family: {ours, peer, ours_made_for_speed_only, peer_made_...}}."""
+  out = {}
+  for family in FLAGS.families:
+    teacher = family + "_teacher"
+    entry = {"ours": os.path.join(FLAGS.runs_dir, teacher),
+             "peer": os.path.join(FLAGS.runs_dir, "peer",
+                                  teacher + ".weights.h5"),
+             "ours_made_for_speed_only": False,
+             "peer_made_for_speed_only": False}
+    if not os.path.exists(os.path.join(entry["ours"], "checkpoint")):
+      entry.update(ours=bench.path(teacher), ours_made_for_speed_only=True)
+      bench.rss.run("train.py %s (speed-only teacher)" % teacher,
+                    bench_util.train_command(
+                        "train", teacher, entry["ours"],
+                        bench_util.STUDENTS[family][1],
+                        extra=["--max_steps=%d" % SPEED_ONLY_TEACHER_STEPS] +
+                        bench.data_flags))
+    if not os.path.isfile(entry["peer"]):
+      entry.update(peer=bench.path("peer_%s.weights.h5" % teacher),
+                   peer_made_for_speed_only=True)
+      bench.peer("keras_peer.py %s (speed-only teacher)" % teacher, family,
+                 "teacher", ["--save_teacher_weights=" + entry["peer"]],
+                 epochs=1)
+    out[family] = entry
+  return out
+
+
+def fill_logits_caches(bench, teachers):
+  """Computes each family's teacher logits cache outside the timing."""
+  for family in FLAGS.families:
+    train_dir = bench.path("fill_" + family)
+    bench.rss.run("distill.py %s cache fill" % family, bench_util.train_command(
+        "distill", bench_util.STUDENTS[family][0], train_dir,
+        bench_util.STUDENTS[family][1],
+        extra=bench_util.distill_flags(
+            family + "_teacher", teachers[family]["ours"],
+            cache=bench.path(family + "_logits.npz")) + ["--max_steps=1"] +
+        bench.data_flags))
+    shutil.rmtree(train_dir, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------------
+# After each repeat: medians and what follows from them.
+
+
+def ratios(rows):
+  """Ratios of medians of the summarized rows (ours / peer; speed-ups).
+
+  Returns:
+    {row: {"<a>/<b>": ratio}}. Throughput rows: ours / peer examples/sec
+    (and a bfloat16 row also over the float32 peer). Latency rows: "speed-up"
+    <batch>/<peer runtime>/<our runtime> = peer median / our median.
+  """
+  out = {}
+  rate = lambda row, side: rows[row][side]["examples_per_sec"]
+  for row, sides in rows.items():
+    kind = row.split("/")[0]
+    if kind in ("train", "distill") and "peer" in sides:
+      out[row] = {"%s/peer" % side: bench_util.ratio_of_medians(
+          rate(row, side), rate(row, "peer")) for side in sides
+                  if side != "peer"}
+      base = "/".join(row.split("/")[:2])
+      if base != row and base in rows:
+        out[row].update({"%s/peer_float32" % side: bench_util.ratio_of_medians(
+            rate(row, side), rate(base, "peer")) for side in sides
+                         if side != "peer"})
+    elif kind == "latency" and {"ours", "peer"} <= set(sides):
+      out[row] = {}
+      for batch in LATENCY_BATCHES:
+        key = _batch_key(batch)
+        for peer_rt, our_rt in (("keras_call", "frozen_graph"),
+                                ("keras_call", "session"),
+                                ("tf_function", "frozen_graph"),
+                                ("tflite_float32", "tflite_float32"),
+                                ("tflite_int8", "tflite_int8")):
+          peer = sides["peer"].get("%s/%s/median_us" % (key, peer_rt))
+          ours = sides["ours"].get("%s/%s/median_us" % (key, our_rt))
+          if peer and ours:
+            out[row]["%s/%s/%s" % (key, peer_rt, our_rt)] = (
+                bench_util.ratio_of_medians(peer, ours))
+  return out
+
+
+def ceiling_fractions(rows):
+  """{train row: {side: median GFLOP/s / median TF matmul GFLOP/s}}."""
+  if "matmul" not in rows:
+    return {}
+  ceiling = rows["matmul"]["tensorflow"]["gflops"]["median"]
+  return {row: {side: v["gflops"]["median"] / ceiling
+                for side, v in sides.items()}
+          for row, sides in rows.items() if row.startswith("train/")}
+
+
+def input_multiples(rows):
+  """The input pipeline's examples/sec over the fastest training loop's."""
+  loops = [(v["examples_per_sec"]["median"], row, side)
+           for row, sides in rows.items()
+           if row.startswith(("train/", "distill/"))
+           for side, v in sides.items()]
+  if "input" not in rows or not loops:
+    return {}
+  fastest, row, side = max(loops)
+  pipeline = rows["input"]["pipeline"]
+  return {"fastest_loop": {"row": row, "side": side,
+                           "examples_per_sec": fastest},
+          "examples_per_sec": pipeline["examples_per_sec"]["median"] /
+                              fastest,
+          "examples_per_sec_in_graph":
+              pipeline["examples_per_sec_in_graph"]["median"] / fastest}
+
+
+def summarize_run(samples, order, repeats_done, bench):
+  """The JSON's measured part, from interleave's samples so far."""
+  rows = bench_util.aggregate(samples)
+  return {
+      "repeats_done": repeats_done, "order": order, "rows": rows,
+      "ratios": ratios(rows), "fraction_of_matmul_ceiling":
+          ceiling_fractions(rows), "input_multiple_of_fastest_loop":
+              input_multiples(rows),
+      "peak_rss_mb": bench.rss.summary(),
+      "peak_rss_mb_per_binary": bench.rss.per_binary(),
+      "benchmark_process_peak_rss_mb": resource.getrusage(
+          resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e6,
+      "export_bytes": bench.export_bytes,
+      "peer_tflite": bench.peer_tflite_info,
+      "keras_version": bench.keras_version,
+      "load_average_after": list(os.getloadavg()),
+  }
+
+
+def _header():
+  """What the run is: command, machine, versions, flags, load before."""
+  from distill_v1.compat import tf  # pylint: disable=g-import-not-at-top
+  return {
+      "command": bench_util.quote(
+          ["python", os.path.relpath(os.path.abspath(sys.argv[0]), ROOT)] +
+          sys.argv[1:]),
+      "python_executable": sys.executable,
+      "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+      "machine": machine(), "tensorflow_version": tf.__version__,
+      "load_average_before": list(os.getloadavg()),
+      "repeats": FLAGS.repeats, "what": FLAGS.what, "models": FLAGS.models,
+      "families": FLAGS.families, "precisions": FLAGS.precisions,
+      "bfloat16_rows": FLAGS.bfloat16_rows,
+      "latency_repeats": FLAGS.latency_repeats,
+      "latency_batches": list(LATENCY_BATCHES),
+      "dataset": FLAGS.dataset, "data_dir": FLAGS.data_dir,
+      "temperature": bench_util.TEMPERATURE, "alpha": bench_util.ALPHA,
+  }
+
+
+def _flops(models, splits):
+  """{model: forward FLOPs per example} (2 per multiply-add)."""
+  # pylint: disable=g-import-not-at-top
+  from distill_v1.evaluation import model_stats
+  from distill_v1.models import nets_factory
+  # pylint: enable=g-import-not-at-top
+  return {m: model_stats.flops_per_example(
+      lambda images, num_classes, is_training, m=m:
+      nets_factory.get_network_fn(m)(images, num_classes,
+                                     is_training=is_training, scope=m),
+      splits.image_shape, splits.num_classes) for m in models}
 
 
 def main(argv):
   del argv
-  # pylint: disable=g-import-not-at-top
-  from distill_v1.compat import tf
-  from distill_v1.data import datasets
-  from distill_v1.evaluation import model_stats
-  from distill_v1.evaluation import speed
-  from distill_v1.models import nets_factory
-  # pylint: enable=g-import-not-at-top
+  from distill_v1.data import datasets  # pylint: disable=g-import-not-at-top
+  results = _header()
+  data_flags = ["--dataset=" + FLAGS.dataset] + (
+      ["--data_dir=" + FLAGS.data_dir] if FLAGS.data_dir else [])
   scratch = tempfile.mkdtemp(prefix="distill_v1_speed_")
-  results = {"command": " ".join([os.path.basename(sys.argv[0])] +
-                                 sys.argv[1:]),
-             "machine": _machine(), "tensorflow_version": tf.__version__,
-             "load_average_before": list(os.getloadavg()),
-             "repeats": FLAGS.repeats, "what": FLAGS.what}
-  if "matmul" in FLAGS.what:
-    for backend in ("numpy", "tensorflow"):
-      results["matmul_" + backend] = speed.matmul_gflops(backend)
-      print("matmul %s: %.1f GFLOP/s" % (
-          backend, results["matmul_" + backend]["gflops"]), flush=True)
-  splits = datasets.load_dataset(FLAGS.dataset, data_dir=FLAGS.data_dir)
-  if "input" in FLAGS.what:
-    results["input"] = speed.input_examples_per_sec(splits.train_images,
-                                                    splits.train_labels)
-  teacher_of = {}
-  if "distill" in FLAGS.what:
-    teacher_of = teachers(scratch)
-    results["teachers_made_for_speed_only"] = sorted(
-        f for f, t in teacher_of.items() if t[2])
-    for family in FLAGS.families:  # Fills the caches outside the timing.
-      ours_train(STUDENTS[family], os.path.join(scratch, "fill_" + family),
-                 teacher=("%s_teacher" % family, teacher_of[family][0]),
-                 cache=os.path.join(scratch, family + "_logits.npz"),
-                 max_steps=1)
-  samples, rss = {}, {}
-  latency_rows = {}
-  for repeat in range(FLAGS.repeats):
-    print("--- repeat %d of %d" % (repeat + 1, FLAGS.repeats), flush=True)
-    if "train" in FLAGS.what or "latency" in FLAGS.what:
-      for model in FLAGS.models:
-        family, phase = PEER_PHASES[model]
-        train_dir = os.path.join(scratch, "train_%s_%d" % (model, repeat))
-        rate, mb = ours_train(model, train_dir)
-        _add(samples, "train/%s/ours" % model, rate)
-        _add(rss, "train.py %s" % model, mb)
-        if "bfloat16" in FLAGS.precisions and model in FLAGS.bfloat16_rows:
-          rate16, _ = ours_train(model, train_dir + "_bf16", "bfloat16")
-          _add(samples, "train/%s/ours_bfloat16" % model, rate16)
-          if FLAGS.peer_bfloat16:
-            peer16, _ = peer_run(family, phase,
-                                 os.path.join(scratch, "p16.json"),
-                                 bfloat16=True)
-            _add(samples, "train/%s/peer_bfloat16" % model,
-                 peer16["phases"][phase]["examples_per_sec"][-1])
-        want_latency = "latency" in FLAGS.what
-        peer, mb = peer_run(family, phase, os.path.join(scratch, "p.json"),
-                            inference=want_latency,
-                            tflite=want_latency and repeat == 0)
-        _add(samples, "train/%s/peer" % model,
-             peer["phases"][phase]["examples_per_sec"][-1])
-        _add(rss, "keras_peer.py %s" % model, mb)
-        if want_latency:
-          ours, mb = ours_latency(model, train_dir, scratch)
-          _add(rss, "export.py %s" % model, mb)
-          peer_model = [k for k in peer["inference"]][0]
-          row = latency_rows.setdefault(model, {"repeats": []})
-          row["repeats"].append({"ours": ours,
-                                 "peer": peer["inference"][peer_model]})
-          if peer.get("tflite"):
-            row["peer_tflite"] = peer["tflite"][peer_model]
-        shutil.rmtree(train_dir + "_bf16", ignore_errors=True)
+  start = time.perf_counter()
+  try:
+    bench = Bench(scratch, data_flags, FLAGS.latency_repeats)
+    splits = datasets.load_dataset(FLAGS.dataset, data_dir=FLAGS.data_dir)
+    results["flops_per_example"] = _flops(FLAGS.models, splits)
+    teachers = {}
     if "distill" in FLAGS.what:
-      for family in FLAGS.families:
-        student = STUDENTS[family]
-        teacher = ("%s_teacher" % family, teacher_of[family][0])
-        base = os.path.join(scratch, "distill_%s_%d" % (family, repeat))
-        rate, mb = ours_train(student, base + "_online", teacher=teacher)
-        _add(samples, "distill/%s/ours_online" % family, rate)
-        _add(rss, "distill.py %s online" % family, mb)
-        if "bfloat16" in FLAGS.precisions and "online" in FLAGS.bfloat16_rows:
-          rate, _ = ours_train(student, base + "_online16", "bfloat16",
-                               teacher=teacher)
-          _add(samples, "distill/%s/ours_online_bfloat16" % family, rate)
-          if FLAGS.peer_bfloat16:
-            peer16, _ = peer_run(family, "distill",
-                                 os.path.join(scratch, "p16.json"),
-                                 teacher_weights=teacher_of[family][1],
-                                 bfloat16=True)
-            _add(samples, "distill/%s/peer_bfloat16" % family,
-                 peer16["phases"]["distill"]["examples_per_sec"][-1])
-        rate, mb = ours_train(student, base + "_cached", teacher=teacher,
-                              cache=os.path.join(scratch,
-                                                 family + "_logits.npz"))
-        _add(samples, "distill/%s/ours_cached" % family, rate)
-        _add(rss, "distill.py %s cached" % family, mb)
-        peer, mb = peer_run(family, "distill", os.path.join(scratch, "p.json"),
-                            teacher_weights=teacher_of[family][1])
-        _add(samples, "distill/%s/peer" % family,
-             peer["phases"]["distill"]["examples_per_sec"][-1])
-        _add(rss, "keras_peer.py %s distill" % family, mb)
-        for suffix in ("_online", "_online16", "_cached"):
-          shutil.rmtree(base + suffix, ignore_errors=True)
-    results["rates"] = {k: summarize(v) for k, v in samples.items()}
-    results["peak_rss_mb"] = {k: summarize(v) for k, v in rss.items()}
-    results["latency"] = latency_rows
-    if "train" in FLAGS.what:
-      results["flops_per_example"] = {
-          m: model_stats.flops_per_example(
-              lambda images, num_classes, is_training, m=m:
-              nets_factory.get_network_fn(m)(images, num_classes,
-                                             is_training=is_training,
-                                             scope=m),
-              splits.image_shape, splits.num_classes)
-          for m in FLAGS.models}
-    results["load_average_after"] = list(os.getloadavg())
-    if FLAGS.output_json:
+      teachers = find_or_make_teachers(bench)
+      fill_logits_caches(bench, teachers)
+    results["teachers"] = teachers
+
+    def save(repeat, samples, order):
+      results.update(summarize_run(samples, order, repeat + 1, bench))
+      results["seconds"] = time.perf_counter() - start
       fileio.write_json(FLAGS.output_json, results)
-  shutil.rmtree(scratch, ignore_errors=True)
+      log("wrote %s after repeat %d" % (FLAGS.output_json, repeat + 1))
+
+    bench_util.interleave(rows_to_run(bench, splits, teachers,
+                                      results["flops_per_example"]),
+                          FLAGS.repeats, log=log, after_repeat=save)
+  finally:
+    shutil.rmtree(scratch, ignore_errors=True)
 
 
 if __name__ == "__main__":

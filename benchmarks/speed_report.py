@@ -1,13 +1,18 @@
-r"""Writes docs/benchmarks.md's tables from benchmarks/speed.py's JSON.
+r"""Writes docs/benchmarks.md's speed tables from benchmarks/speed.py's JSON.
 
 Usage:
   python benchmarks/speed_report.py --input_json=docs/benchmarks/speed.json \
       --output_md=docs/benchmarks.md
 
-The tables (medians, ranges, ratios of medians, each target met or missed)
-replace what lies between the BEGIN and END markers of --output_md, so the
-analysis written around them stays; a file without the markers is written
-whole.
+The tables (every issue-7 target with met or missed, then medians, ranges
+over the repeats and ratios of medians per path, the machine, the versions
+and the exact command) replace what lies between the BEGIN and END markers
+of --output_md, so the analysis written around them stays. A file without
+the markers gets them appended; a document without a "Why targets are
+missed" section gets one with a placeholder paragraph to fill.
+
+Units: examples/sec, GFLOP/s, microseconds per call (the whole call: feed,
+run, fetch), MB = 10**6 bytes.
 """
 
 import json
@@ -16,7 +21,6 @@ import sys
 
 from absl import app
 from absl import flags
-import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
@@ -33,220 +37,359 @@ def define_flags():
   flags.DEFINE_string("output_md", "docs/benchmarks.md",
                       "Where the tables go (between BEGIN and END).")
 
-TARGETS = {"train": 1.25, "online": 1.25, "cached": 1.4, "mlp_ceiling": 0.75,
-           "frozen_batch1": 2.0, "input": 10.0, "distill_rss_mb": 1500.0}
+
+# Issue 7's targets (medians of the same run).
+TRAIN_VS_PEER = 1.25
+ONLINE_VS_PEER = 1.25
+CACHED_VS_PEER = 1.4
+MLP_CEILING_FRACTION = 0.75
+FROZEN_BATCH1_SPEEDUP = 2.0
+INPUT_MULTIPLE = 10.0
+CNN_DISTILL_RSS_MB = 1500.0
+
+BEGIN = "<!-- BEGIN speed_report tables -->"
+END = "<!-- END speed_report tables -->"
+WHY_HEADING = "## Why targets are missed"
+WHY_PLACEHOLDER = (
+    "(To be written after the run: for each target marked missed above, "
+    "what was measured to find out why -- profiles, "
+    "`tf.compat.v1.RunMetadata` traces --, what was tried, and what bounds "
+    "it.)")
+OUR_RUNTIMES = (("session", "ours session"),
+                ("frozen_graph", "ours frozen graph"),
+                ("tflite_float32", "ours TFLite float32"),
+                ("tflite_int8", "ours TFLite int8"))
+PEER_RUNTIMES = (("keras_call", "peer `model(x)`"),
+                 ("tf_function", "peer tf.function"),
+                 ("tflite_float32", "peer TFLite float32"),
+                 ("tflite_dynamic_range", "peer TFLite dynamic range"),
+                 ("tflite_int8", "peer TFLite int8"))
+LATENCY_RATIOS = (("keras_call/frozen_graph", "`model(x)` / frozen graph"),
+                  ("keras_call/session", "`model(x)` / session"),
+                  ("tf_function/frozen_graph", "tf.function / frozen graph"),
+                  ("tflite_float32/tflite_float32", "TFLite float32"),
+                  ("tflite_int8/tflite_int8", "TFLite int8"))
 
 
 def _n(value):
+  """An integer with thousands separators."""
   return format(int(round(value)), ",")
 
 
 def _cell(summary):
+  """`median (min-max)` of a bench_util.summarize dict, as integers."""
   return "%s (%s-%s)" % (_n(summary["median"]), _n(summary["min"]),
                          _n(summary["max"]))
+
+
+def _x(ratio):
+  return "-" if ratio is None else "%.2fx" % ratio
 
 
 def _verdict(ok):
   return "met" if ok else "**missed**"
 
 
+def _table(header, rows):
+  """Markdown lines of a table; numbers right-aligned except column 1."""
+  lines = ["| " + " | ".join(header) + " |",
+           "| " + " | ".join(["---"] + ["---:"] * (len(header) - 1)) + " |"]
+  return lines + ["| " + " | ".join(row) + " |" for row in rows]
+
+
+def _rows_of(results, kind):
+  """(name, precision, sides) of the rows `kind/...`, in sorted order."""
+  out = []
+  for name, sides in sorted(results.get("rows", {}).items()):
+    parts = name.split("/")
+    if parts[0] == kind:
+      out.append((name, parts[1], parts[2] if len(parts) > 2 else "float32",
+                  sides))
+  return out
+
+
+# ---------------------------------------------------------------------------
+# Targets.
+
+
+def targets(results):
+  """Every target the run can judge: [(what, measured text, met)]."""
+  out = []
+  ratios = results.get("ratios", {})
+  for name, model, precision, _ in _rows_of(results, "train"):
+    ratio = ratios.get(name, {}).get("ours/peer")
+    if precision == "float32" and ratio is not None:
+      out.append(("training `%s`: ours / peer examples/sec >= %.2fx" % (
+          model, TRAIN_VS_PEER), _x(ratio), ratio >= TRAIN_VS_PEER))
+  for name, family, precision, _ in _rows_of(results, "distill"):
+    for mode, threshold in (("online", ONLINE_VS_PEER),
+                            ("cached", CACHED_VS_PEER)):
+      ratio = ratios.get(name, {}).get("ours_%s/peer" % mode)
+      if precision == "float32" and ratio is not None:
+        out.append(("%s distillation %s: ours / peer Distiller >= %.2fx" % (
+            mode, family, threshold), _x(ratio), ratio >= threshold))
+  fractions = results.get("fraction_of_matmul_ceiling", {})
+  for name, model, precision, _ in _rows_of(results, "train"):
+    fraction = fractions.get(name, {}).get("ours")
+    if model.startswith("mlp") and precision == "float32" and (
+        fraction is not None):
+      out.append(("training `%s`: >= %.0f%% of the TF matmul ceiling" % (
+          model, 100 * MLP_CEILING_FRACTION), "%.0f%%" % (100 * fraction),
+                  fraction >= MLP_CEILING_FRACTION))
+  for name, model, _, _ in _rows_of(results, "latency"):
+    ratio = ratios.get(name, {}).get("batch_1/keras_call/frozen_graph")
+    if ratio is not None:
+      out.append(("`%s` batch 1: frozen graph >= %.0fx faster than the "
+                  "peer's `model(x, training=False)`" % (
+                      model, FROZEN_BATCH1_SPEEDUP), _x(ratio),
+                  ratio >= FROZEN_BATCH1_SPEEDUP))
+  multiples = results.get("input_multiple_of_fastest_loop", {})
+  for key, label in (("examples_per_sec_in_graph", "epoch drained in the "
+                      "graph"), ("examples_per_sec", "one batch per "
+                                 "sess.run")):
+    if key in multiples:
+      out.append(("input pipeline alone (%s) >= %.0fx the fastest training "
+                  "loop" % (label, INPUT_MULTIPLE), "%.1fx" % multiples[key],
+                  multiples[key] >= INPUT_MULTIPLE))
+  cnn_distill = [s["max"] for label, s in results.get(
+      "peak_rss_mb", {}).items() if label.startswith("distill.py cnn ")]
+  if cnn_distill:
+    out.append(("peak RSS of scripts/distill.py, cnn family (every run) < "
+                "%s MB" % _n(CNN_DISTILL_RSS_MB), "%s MB" % _n(max(
+                    cnn_distill)), max(cnn_distill) < CNN_DISTILL_RSS_MB))
+  return out
+
+
+def targets_table(results):
+  return _table(["target", "measured (medians)", "verdict"],
+                [[what, measured, _verdict(ok)]
+                 for what, measured, ok in targets(results)])
+
+
+# ---------------------------------------------------------------------------
+# Tables per path.
+
+
+def matmul_table(results):
+  sides = results["rows"]["matmul"]
+  return _table(["backend", "GFLOP/s, median (min-max)"],
+                [[backend, "%.1f (%.1f-%.1f)" % (
+                    s["gflops"]["median"], s["gflops"]["min"],
+                    s["gflops"]["max"])]
+                 for backend, s in sorted(sides.items())])
+
+
+def _fraction(results, name, side):
+  value = results.get("fraction_of_matmul_ceiling", {}).get(name, {}).get(
+      side)
+  return "-" if value is None else "%.0f%%" % (100 * value)
+
+
 def train_table(results):
-  """Rows of the training table and the checks they feed."""
-  rates, flops = results["rates"], results.get("flops_per_example", {})
-  ceiling = results.get("matmul_tensorflow", {}).get("gflops")
-  lines = ["| model | ours ex/s | peer ex/s | ours / peer | target 1.25x | "
-           "ours GFLOP/s | of TF matmul ceiling | bfloat16 ex/s | bfloat16 "
-           "/ peer | peer mixed_bfloat16 ex/s | bfloat16 / peer "
-           "mixed_bfloat16 |", "| --- | ---: | ---: | ---: | --- | ---: | "
-           "---: | ---: | ---: | ---: | ---: |"]
-  fastest = 0.0
-  for model in sorted(flops):
-    ours, peer = rates["train/%s/ours" % model], rates["train/%s/peer" % model]
-    ratio = ours["median"] / peer["median"]
-    gflops = 3.0 * flops[model] * ours["median"] / 1e9
-    fraction = gflops / ceiling if ceiling else float("nan")
-    fastest = max(fastest, ours["median"])
-    bf16 = rates.get("train/%s/ours_bfloat16" % model)
-    peer16 = rates.get("train/%s/peer_bfloat16" % model)
-    lines.append("| `%s` | %s | %s | %.2fx | %s | %.1f | %.0f%%%s | %s | %s |"
-                 " %s |"
-                 % (model, _cell(ours), _cell(peer), ratio,
-                    _verdict(ratio >= TARGETS["train"]), gflops,
-                    100 * fraction,
-                    (" (target 75%%: %s)" % _verdict(
-                        fraction >= TARGETS["mlp_ceiling"])
-                     if model.startswith("mlp") else ""),
-                    _cell(bf16) if bf16 else "-",
-                    "%.2fx" % (bf16["median"] / peer["median"]) if bf16
-                    else "-", _pair(bf16, peer16)))
-  return lines, fastest
+  ratios = results.get("ratios", {})
+  rows = []
+  for name, model, precision, sides in _rows_of(results, "train"):
+    ours, peer = sides["ours"], sides["peer"]
+    rows.append([
+        "`%s`" % model, precision, _cell(ours["examples_per_sec"]),
+        _cell(peer["examples_per_sec"]),
+        _x(ratios.get(name, {}).get("ours/peer")),
+        _x(ratios.get(name, {}).get("ours/peer_float32")),
+        "%.1f" % ours["gflops"]["median"], _fraction(results, name, "ours"),
+        "%.1f" % peer["gflops"]["median"], _fraction(results, name, "peer")])
+  return _table(["model", "precision", "ours ex/s", "peer ex/s",
+                 "ours / peer", "ours / float32 peer", "ours GFLOP/s",
+                 "of TF ceiling", "peer GFLOP/s", "of TF ceiling"], rows)
 
 
-def _pair(ours, peer):
-  """`peer cell | ours / peer` cells, or dashes when either is missing."""
-  if not ours or not peer:
-    return "- | -"
-  return "%s | %.2fx" % (_cell(peer), ours["median"] / peer["median"])
+def input_table(results):
+  pipeline = results["rows"]["input"]["pipeline"]
+  multiples = results.get("input_multiple_of_fastest_loop", {})
+  rows = []
+  for key, label in (("examples_per_sec", "one batch per sess.run"),
+                     ("examples_per_sec_in_graph", "epoch drained in the "
+                      "graph")):
+    rows.append([label, _cell(pipeline[key]),
+                 "%.1fx" % multiples[key] if key in multiples else "-"])
+  table = _table(["measure", "examples/sec", "multiple of the fastest "
+                  "training loop"], rows)
+  fastest = multiples.get("fastest_loop")
+  if fastest:
+    table += ["", "Fastest training loop of the run: %s, %s, %s examples/sec."
+              % (fastest["row"], fastest["side"],
+                 _n(fastest["examples_per_sec"]))]
+  return table
 
 
 def distill_table(results):
-  rates = results["rates"]
-  families = sorted({k.split("/")[1] for k in rates
-                     if k.startswith("distill/")})
-  lines = ["| family | ours online | ours cached | peer Distiller | online / "
-           "peer (target 1.25x) | cached / peer (target 1.4x) | online "
-           "bfloat16 | bfloat16 / peer | peer mixed_bfloat16 | bfloat16 / "
-           "peer mixed_bfloat16 |", "| --- | ---: | ---: | ---: | --- "
-           "| --- | ---: | ---: | ---: | ---: |"]
-  for family in families:
-    get = lambda k, f=family: rates.get("distill/%s/%s" % (f, k))
-    peer, online, cached = get("peer"), get("ours_online"), get("ours_cached")
-    bf16 = get("ours_online_bfloat16")
-    peer16 = get("peer_bfloat16")
-    r_online = online["median"] / peer["median"]
-    r_cached = cached["median"] / peer["median"]
-    lines.append("| %s | %s | %s | %s | %.2fx %s | %.2fx %s | %s | %s | %s |"
-                 % (
-        family, _cell(online), _cell(cached), _cell(peer), r_online,
-        _verdict(r_online >= TARGETS["online"]), r_cached,
-        _verdict(r_cached >= TARGETS["cached"]),
-        _cell(bf16) if bf16 else "-",
-        "%.2fx" % (bf16["median"] / peer["median"]) if bf16 else "-",
-        _pair(bf16, peer16)))
-  return lines
+  ratios = results.get("ratios", {})
+  rows = []
+  for name, family, precision, sides in _rows_of(results, "distill"):
+    get = lambda side, s=sides: (_cell(s[side]["examples_per_sec"])
+                                 if side in s else "-")
+    ratio = lambda key, n=name: _x(ratios.get(n, {}).get(key))
+    rows.append([family, precision, get("ours_online"), get("ours_cached"),
+                 get("peer"), ratio("ours_online/peer"),
+                 ratio("ours_cached/peer"), ratio("ours_online/peer_float32"),
+                 ratio("ours_cached/peer_float32")])
+  return _table(["family", "precision", "ours online", "ours cached",
+                 "peer Distiller", "online / peer", "cached / peer",
+                 "online / float32 peer", "cached / float32 peer"], rows)
 
 
-def _median_over_repeats(repeats, path):
-  values = []
-  for entry in repeats:
-    node = entry
-    for key in path:
-      node = node[key]
-    values.append(node)
-  return float(np.median(values)), min(values), max(values)
+def _latency_cell(leaves, batch, runtime):
+  """`median (p10-p90)` microseconds, or - when not measured."""
+  prefix = "%s/%s/" % (batch, runtime)
+  if prefix + "median_us" not in leaves:
+    return "-"
+  return "%s (%s-%s)" % tuple(_n(leaves[prefix + k]["median"])
+                              for k in ("median_us", "p10_us", "p90_us"))
 
 
 def latency_table(results):
-  lines = ["| model | batch | ours session | ours frozen graph | TFLite "
-           "float32 | TFLite int8 | peer `model(x)` | peer tf.function | "
-           "peer model(x) / our frozen graph |", "| --- | ---: | ---: | ---: "
-           "| ---: | ---: | ---: | ---: | --- |"]
-  for model, row in sorted(results.get("latency", {}).items()):
-    repeats = row["repeats"]
-    for batch in ("batch_1", "batch_128"):
-      cells = []
-      for path in (("ours", batch, "session_us"),
-                   ("ours", batch, "frozen_graph", "median_us"),
-                   ("ours", batch, "tflite_float32", "median_us"),
-                   ("ours", batch, "tflite_int8", "median_us"),
-                   ("peer", batch, "keras_call_us"),
-                   ("peer", batch, "tf_function_us")):
-        cells.append(_median_over_repeats(repeats, path))
-      ratio = cells[4][0] / cells[1][0]
-      target = (" %s" % _verdict(ratio >= TARGETS["frozen_batch1"])
-                if batch == "batch_1" else "")
-      lines.append("| `%s` | %s | %s | %.2fx%s |" % (
-          model, batch.split("_")[1],
-          " | ".join("%s (%s-%s)" % (_n(m), _n(lo), _n(hi))
-                     for m, lo, hi in cells), ratio, target))
-  return lines
+  rows = []
+  for _, model, _, sides in _rows_of(results, "latency"):
+    for batch in results.get("latency_batches", [1, 128]):
+      key = "batch_%d" % batch
+      rows.append(["`%s`" % model, str(batch)] + [
+          _latency_cell(sides.get("ours", {}), key, r)
+          for r, _ in OUR_RUNTIMES] + [
+              _latency_cell(sides.get("peer", {}), key, r)
+              for r, _ in PEER_RUNTIMES])
+  return _table(["model", "batch"] + [label for _, label in OUR_RUNTIMES] +
+                [label for _, label in PEER_RUNTIMES], rows)
 
 
-def peer_tflite_table(results):
-  lines = ["| model | variant | bytes | batch-1 invoke us, median (p90) | "
-           "test accuracy |", "| --- | --- | ---: | ---: | ---: |"]
-  for model, row in sorted(results.get("latency", {}).items()):
-    for variant in ("float32", "dynamic_range", "int8"):
-      entry = row.get("peer_tflite", {}).get(variant)
-      if entry:
-        lines.append("| `%s` | %s | %s | %s (%s) | %.2f%% |" % (
-            model, variant, _n(entry["bytes"]),
-            _n(entry["latency_us_median"]), _n(entry["latency_us_p90"]),
-            100 * entry["test_accuracy"]))
-  return lines
+def latency_ratio_table(results):
+  rows = []
+  for name, model, _, _ in _rows_of(results, "latency"):
+    row_ratios = results.get("ratios", {}).get(name, {})
+    for batch in results.get("latency_batches", [1, 128]):
+      rows.append(["`%s`" % model, str(batch)] + [
+          _x(row_ratios.get("batch_%d/%s" % (batch, key)))
+          for key, _ in LATENCY_RATIOS])
+  return _table(["model", "batch"] + [label for _, label in LATENCY_RATIOS],
+                rows)
 
 
-def rss_table(results):
-  lines = ["| binary and run | peak RSS MB, median (range) |", "| --- | ---: |"]
-  for name, summary in sorted(results.get("peak_rss_mb", {}).items()):
-    check = ""
-    if name.startswith("distill.py cnn"):
-      check = " (target < 1,500: %s)" % _verdict(
-          summary["max"] < TARGETS["distill_rss_mb"])
-    lines.append("| %s | %s%s |" % (name, _cell(summary), check))
-  return lines
+def size_table(results):
+  ours_bytes = results.get("export_bytes", {})
+  peer = results.get("peer_tflite", {})
+  rows = []
+  for model in sorted(set(ours_bytes) | set(peer)):
+    get = lambda d, k: _n(d[k]) if k in d else "-"
+    rows.append(["`%s`" % model,
+                 get(ours_bytes.get(model, {}), "tflite_float32"),
+                 get(ours_bytes.get(model, {}), "tflite_int8")] + [
+                     get(peer.get(model, {}).get(v, {}), "bytes")
+                     for v in ("float32", "dynamic_range", "int8")])
+  return _table(["model", "ours float32", "ours int8", "peer float32",
+                 "peer dynamic range", "peer int8"], rows)
+
+
+def rss_tables(results):
+  per_binary = _table(["binary", "peak RSS MB, max over its runs"], [
+      [binary, _n(mb)]
+      for binary, mb in sorted(results.get("peak_rss_mb_per_binary",
+                                           {}).items())])
+  per_run = _table(["run", "peak RSS MB, median (min-max)"], [
+      [label, _cell(s)]
+      for label, s in sorted(results.get("peak_rss_mb", {}).items())])
+  return per_binary + [""] + per_run
+
+
+# ---------------------------------------------------------------------------
+# The document.
+
+
+def _loads(values):
+  return "/".join("%.2f" % v for v in values) if values else "?"
+
+
+def run_line(results):
+  """The paragraph naming the command, machine, versions and load."""
+  machine = results.get("machine", {})
+  return (
+      "Command: `%s`. Machine: %s, %s cores (%s logical CPUs), bfloat16 "
+      "units: %s. TensorFlow %s, Keras %s (peer). Load average (1/5/15 min) "
+      "before %s, after %s. %s of %s interleaved repeats in %s s." % (
+          results.get("command", "?"), machine.get("cpu", "?"),
+          machine.get("cores", "?"), machine.get("logical_cpus", "?"),
+          ", ".join(machine.get("bfloat16_units", [])) or "none",
+          results.get("tensorflow_version", "?"),
+          results.get("keras_version") or "?",
+          _loads(results.get("load_average_before")),
+          _loads(results.get("load_average_after")),
+          results.get("repeats_done", "?"), results.get("repeats", "?"),
+          _n(results.get("seconds", 0))))
+
+
+def teachers_line(results):
+  made = ["%s %s" % (who, family)
+          for family, t in sorted(results.get("teachers", {}).items())
+          for who in ("ours", "peer") if t.get(who + "_made_for_speed_only")]
+  if not made:
+    return None
+  return ("Teachers made for speed only in this run (20 steps for ours, 1 "
+          "epoch for the peer's; throughput does not depend on the weights' "
+          "values): %s." % ", ".join(made))
 
 
 def render(results, source="docs/benchmarks/speed.json"):
-  """The markdown text of every table, from the JSON at `source`."""
-  out = ["<!-- generated by benchmarks/speed_report.py from %s -->" %
-         source, ""]
-  machine = results.get("machine", {})
-  out.append("Run: `%s`; %s, %s cores, TensorFlow %s; load average before "
-             "%s, after %s; %d interleaved repeats; microseconds and "
-             "examples/sec are medians (ranges) over the repeats." % (
-                 results.get("command", "?"), machine.get("cpu", "?"),
-                 machine.get("cores", "?"),
-                 results.get("tensorflow_version", "?"),
-                 "/".join("%.2f" % x for x in results.get(
-                     "load_average_before", [])),
-                 "/".join("%.2f" % x for x in results.get(
-                     "load_average_after", [])), results.get("repeats", 0)))
-  if results.get("teachers_made_for_speed_only"):
-    out.append("")
-    out.append("Teachers of %s were made for speed only (20 steps; "
-               "throughput does not depend on the weights' values)." %
-               ", ".join(results["teachers_made_for_speed_only"]))
-  fastest = 0.0
-  if "matmul_tensorflow" in results:
-    out += ["", "### Matmul ceiling ([128, 784] x [784, 1200] float32)", "",
-            "| backend | GFLOP/s median (range) |", "| --- | ---: |"]
-    for backend in ("numpy", "tensorflow"):
-      r = results["matmul_" + backend]
-      out.append("| %s | %.1f (%.1f-%.1f) |" % (backend, r["gflops"],
-                                                 r["gflops_min"],
-                                                 r["gflops_max"]))
-  if any(k.startswith("train/") for k in results.get("rates", {})):
-    lines, fastest = train_table(results)
-    out += ["", "### Training", ""] + lines
-  if "input" in results:
-    r = results["input"]
-    out += ["", "### Input pipeline alone", "",
-            "| measure | examples/sec | multiple of the fastest training "
-            "loop |", "| --- | ---: | --- |"]
-    for key, label in (("examples_per_sec", "one batch per sess.run"),
-                       ("examples_per_sec_in_graph", "epoch drained in the "
-                        "graph")):
-      multiple = r[key] / fastest if fastest else float("nan")
-      out.append("| %s | %s | %.1fx (target 10x: %s) |" % (
-          label, _n(r[key]), multiple,
-          _verdict(multiple >= TARGETS["input"])))
-  if any(k.startswith("distill/") for k in results.get("rates", {})):
-    out += ["", "### Distillation (T = 8, alpha = 0.5)", ""]
-    out += distill_table(results)
-  if results.get("latency"):
-    out += ["", "### Inference latency (microseconds per call)", ""]
-    out += latency_table(results)
-    out += ["", "The peer's TFLite files (first repeat; its interpreter, "
-            "batch 1 over the test split):", ""]
-    out += peer_tflite_table(results)
-  if results.get("peak_rss_mb"):
-    out += ["", "### Peak memory of each child process", ""]
-    out += rss_table(results)
+  """The markdown of every table, from the JSON at `source`."""
+  out = ["<!-- generated by benchmarks/speed_report.py from %s -->" % source,
+         "", run_line(results)]
+  line = teachers_line(results)
+  if line:
+    out += ["", line]
+  out += ["", "Figures are medians over the repeats (min-max over the "
+          "repeats in brackets; for latency, the 10th-90th percentiles of "
+          "the calls, medians over the repeats). Ratios are of medians.",
+          "", "### Targets", ""] + targets_table(results)
+  rows = results.get("rows", {})
+  sections = (
+      ("matmul" in rows, "Matmul ceiling ([128, 784] x [784, 1200] float32)",
+       matmul_table),
+      (_rows_of(results, "train"), "Training (examples/sec, 2-epoch runs, "
+       "second epoch; GFLOP/s = 3 x forward FLOPs per example x ex/s)",
+       train_table),
+      ("input" in rows, "Input pipeline alone", input_table),
+      (_rows_of(results, "distill"), "Distillation (examples/sec, T = %g, "
+       "alpha = %g)" % (results.get("temperature", 8),
+                        results.get("alpha", 0.5)), distill_table),
+      (_rows_of(results, "latency"), "Inference latency (microseconds per "
+       "call, median (p10-p90))", latency_table),
+      (_rows_of(results, "latency"), "Latency ratios (peer median / our "
+       "median: above 1, ours is faster)", latency_ratio_table),
+      (results.get("export_bytes") or results.get("peer_tflite"),
+       "TFLite file sizes (bytes)", size_table),
+      (results.get("peak_rss_mb"), "Peak RSS of every child process",
+       rss_tables),
+  )
+  for present, title, table in sections:
+    if present:
+      out += ["", "### " + title, ""] + table(results)
   return "\n".join(out) + "\n"
 
 
-BEGIN = "<!-- BEGIN speed_report tables -->"
-END = "<!-- END speed_report tables -->"
-
-
 def splice(document, tables):
-  """`document` with the text between BEGIN and END replaced by `tables`."""
-  if BEGIN not in document or END not in document:
-    return BEGIN + "\n" + tables + END + "\n"
-  head, rest = document.split(BEGIN, 1)
-  _, tail = rest.split(END, 1)
-  return head + BEGIN + "\n" + tables + END + tail
+  """`document` with the text between BEGIN and END replaced by `tables`.
+
+  Markers missing: they and the tables are appended. A "Why targets are
+  missed" section missing: it is appended with a placeholder paragraph.
+  """
+  if BEGIN in document and END in document:
+    head, rest = document.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    document = head + BEGIN + "\n" + tables + END + tail
+  else:
+    document = (document.rstrip("\n") + "\n\n" if document.strip() else
+                "# Speed: every path beside the Keras 3 peer (issue 7)\n\n")
+    document += BEGIN + "\n" + tables + END + "\n"
+  if WHY_HEADING not in document:
+    document = document.rstrip("\n") + "\n\n%s\n\n%s\n" % (WHY_HEADING,
+                                                          WHY_PLACEHOLDER)
+  return document
 
 
 def main(argv):
