@@ -212,7 +212,12 @@ def test_latency_runs_the_requested_batch_size(frozen, tmp_path):
   model = verify_runner.load_exported_model(path)
   sizes = []
   run = model._run  # pylint: disable=protected-access
-  model._run = lambda images: sizes.append(len(images)) or run(images)  # pylint: disable=protected-access
+
+  def counted(images):
+    sizes.append(len(images))
+    return run(images)
+
+  model._run = counted  # pylint: disable=protected-access
   try:
     images = np.zeros([6, 8, 8, 1], np.float32)
     timing = model.latency(images, warmup=1, repeats=3, batch_size=4)
