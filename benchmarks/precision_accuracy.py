@@ -12,10 +12,7 @@ Usage:
       --output_json=docs/benchmarks/precision.json
 """
 
-import json
 import os
-import shlex
-import subprocess
 import sys
 import tempfile
 
@@ -26,6 +23,7 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from benchmarks import bench_util  # pylint: disable=g-import-not-at-top,wrong-import-position
 from distill_v1 import fileio  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 FLAGS = flags.FLAGS
@@ -56,14 +54,11 @@ CASES = {
 def _run(binary, args, train_dir, precision):
   command = [sys.executable, "scripts/%s.py" % binary,
              "--train_dir=" + train_dir, "--precision=" + precision,
-             "--seed=1", "--log_every_steps=100000", "--save_every_steps=0"]
-  command += args
-  print("$ " + " ".join(shlex.quote(c) for c in command), flush=True)
-  subprocess.run(command, cwd=ROOT, check=True, capture_output=True)
-  with open(os.path.join(train_dir, "metrics.json")) as f:
-    metrics = json.load(f)
+             "--seed=1"] + list(bench_util.QUIET_TRAINING_FLAGS) + args
+  bench_util.run_child(command)
+  metrics = bench_util.read_json(os.path.join(train_dir, "metrics.json"))
   rates = [h["examples_per_sec"] for h in metrics["history"]]
-  return {"command": " ".join(command),
+  return {"command": bench_util.quote(command),
           "test_accuracy": metrics["test_accuracy"],
           "examples_per_sec": float(np.median(rates[1:] or rates)),
           "examples_per_sec_per_epoch": rates}
