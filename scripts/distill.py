@@ -72,6 +72,13 @@ flags.DEFINE_bool(
     "scale_soft_loss", True,
     "Multiply the soft loss by T**2 (Hinton et al. 2015) so its gradients "
     "keep their scale as T changes; --noscale_soft_loss turns it off.")
+flags.DEFINE_bool(
+    "teacher_in_input", True,
+    "Online distillation: run the frozen teachers inside the tf.data input "
+    "pipeline, so the next batches' teacher logits are computed while the "
+    "student trains on this batch (same logits, faster). Feature "
+    "distillation and cluster runs keep the teacher in the training step; "
+    "--noteacher_in_input does so always.")
 
 flags.DEFINE_string(
     "teacher_logits_cache", None,
@@ -259,15 +266,23 @@ def _dry_build(model_fn, splits, train_extras):
   A teacher checkpoint of another architecture or class count, or an unknown
   feature end point, then fails before `loop.train` creates --train_dir.
   """
-  from distill_v1.compat import tf  # pylint: disable=g-import-not-at-top
+  # pylint: disable=g-import-not-at-top
+  from distill_v1.compat import tf
+  from distill_v1.data import input_pipeline
+  # pylint: enable=g-import-not-at-top
   with tf.Graph().as_default():
     images = tf.compat.v1.placeholder(
         tf.float32, [None] + [int(d) for d in splits.image_shape])
     labels = tf.compat.v1.placeholder(tf.int64, [None])
     if train_extras:
-      extras = {k: tf.compat.v1.placeholder(tf.as_dtype(v.dtype),
-                                            [None] + list(v.shape[1:]))
-                for k, v in train_extras.items()}
+      extras = {}
+      for k, v in train_extras.items():
+        if isinstance(v, input_pipeline.BatchFunction):
+          v.setup(images)
+          extras[k] = v(images)
+        else:
+          extras[k] = tf.compat.v1.placeholder(tf.as_dtype(v.dtype),
+                                               [None] + list(v.shape[1:]))
       model_fn(images, labels, True, extras=extras)
     else:
       model_fn(images, labels, True)
@@ -331,6 +346,8 @@ def distill_model():
     train_extras = {distillation.CACHED_LOGITS_KEY:
                     logits.transpose(1, 0, 2)}
     builders = None
+  elif FLAGS.teacher_in_input and not terms and not role:
+    builders, train_extras = distillation.teacher_extras(builders)
   model_fn = distillation.distillation_model_fn(
       student_fn, splits.num_classes, FLAGS.model, builders,
       temperature=FLAGS.temperature, alpha=FLAGS.alpha,

@@ -11,6 +11,7 @@ import pytest
 from distill_v1 import checkpoints
 from distill_v1 import errors
 from distill_v1.compat import tf
+from distill_v1.data import input_pipeline
 from distill_v1.models import nets_factory
 from distill_v1.teachers import checkpoint_teacher
 from distill_v1.teachers import logits_cache
@@ -323,6 +324,74 @@ def test_cached_distillation_matches_online(tmp_path, teacher, splits,
   assert moved > 1e-2
   assert metrics["test_accuracy"] == pytest.approx(
       online_metrics["test_accuracy"])
+
+
+def test_teachers_in_input_match_online(tmp_path, teacher, splits,
+                                        online_run):
+  """The teacher run in the input pipeline trains the same student."""
+  prefix, _ = teacher
+  online_dir, online_metrics = online_run
+  teachers, extras = distillation.teacher_extras([_builder(prefix)])
+  model_fn = distillation.distillation_model_fn(
+      _student_fn(), NUM_CLASSES, STUDENT, teachers, temperature=4.0,
+      alpha=0.1)
+  in_input_dir = str(tmp_path / "in_input")
+  metrics = loop.train(model_fn, splits, _config(in_input_dir), _spec(),
+                       stream=io.StringIO(), train_extras=extras)
+  online = _checkpoint_values(online_dir)
+  in_input = _checkpoint_values(in_input_dir)
+  assert sorted(online) == sorted(in_input)
+  assert not [n for n in in_input if n.startswith("teacher")]
+  assert metrics["global_step"] == online_metrics["global_step"]
+  for name in online:
+    np.testing.assert_allclose(in_input[name], online[name], rtol=1e-5,
+                               atol=1e-6, err_msg=name)
+  # The student moved, so equal weights mean the teacher's logits were used.
+  initial = _initial_student_values(splits)
+  assert max(float(np.max(np.abs(online[n] - initial[n])))
+             for n in initial) > 1e-2
+
+
+def test_teachers_in_input_logits_equal_the_teachers(teacher):
+  """The pipeline's logits equal a separately restored teacher's, per batch."""
+  prefix, _ = teacher
+  images, labels = _batch(24)
+  with tf.Graph().as_default():
+    teachers, extras = distillation.teacher_extras(
+        [_builder(prefix), _builder(prefix, scope="teacher_1")])
+    handles = input_pipeline.in_memory_input(images, labels, batch_size=10,
+                                             shuffle=True, seed=3,
+                                             extras=extras)
+    fed = v1.placeholder(tf.float32, [None, SIZE, SIZE, 1])
+    reference = _builder(prefix, scope="reference")(fed)
+    with v1.Session() as sess:
+      for handle in teachers.handles + [reference]:
+        handle.init_fn(sess)
+      input_pipeline.initialize_data(sess, handles)
+      input_pipeline.start_epoch(sess, handles, epoch=1)
+      seen = []
+      for _ in range(handles.batches_per_epoch):
+        batch, piped = sess.run(
+            [handles.images, handles.extras[distillation.CACHED_LOGITS_KEY]])
+        assert piped.shape == (len(batch), 2, NUM_CLASSES)
+        expected = sess.run(reference.logits, {fed: batch})
+        np.testing.assert_allclose(piped[:, 0], expected, rtol=1e-5,
+                                   atol=1e-5)
+        np.testing.assert_allclose(piped[:, 1], expected, rtol=1e-5,
+                                   atol=1e-5)
+        seen.append(len(batch))
+  assert seen == [10, 10, 4]
+  assert float(np.std(expected)) > 1e-3  # Not trivially equal logits.
+
+
+def test_feature_terms_refuse_teachers_in_input(teacher):
+  prefix, _ = teacher
+  teachers, _ = distillation.teacher_extras([_builder(prefix)])
+  with pytest.raises(errors.ConfigError, match="input pipeline"):
+    distillation.distillation_model_fn(
+        _student_fn(), NUM_CLASSES, STUDENT, teachers, temperature=4.0,
+        feature_terms=[distillation.FeatureTerm(
+            "hint", [("conv1", "conv1")], 1.0)])
 
 
 def _initial_student_values(splits):

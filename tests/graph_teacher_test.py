@@ -51,6 +51,27 @@ def test_same_logits_as_the_checkpoint_teacher(artifacts, key, kind):
 
 
 @pytest.mark.parametrize("key,scale,layout", [
+    ("frozen_pb", 1.0, "nhwc"), ("tf2_saved_model", 1.0, "nhwc"),
+    ("flat_pb", 255.0, "flat")])
+def test_forward_in_an_input_pipeline(artifacts, key, scale, layout):
+  """`forward` inside a tf.data map gives the checkpoint teacher's logits."""
+  images = models.test_images()
+  with tf.Graph().as_default():
+    inputs = tf.compat.v1.placeholder(tf.float32, [None, SIZE, SIZE, 1])
+    teacher = graph_teacher.build_graph_teacher(
+        inputs, path=artifacts[key], input_scale=scale, input_layout=layout)
+    dataset = tf.data.Dataset.from_tensors(images.astype(np.float32)).map(
+        teacher.forward)
+    piped = tf.compat.v1.data.make_one_shot_iterator(dataset).get_next()
+    with tf.compat.v1.Session() as sess:
+      teacher.init_fn(sess)
+      logits = sess.run(piped)
+  np.testing.assert_allclose(
+      logits, models.reference_logits(artifacts["meta_prefix"], images),
+      rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("key,scale,layout", [
     ("flat_pb", 255.0, "flat"), ("nchw_pb", 1.0, "nchw")])
 def test_input_scale_and_layout(artifacts, key, scale, layout):
   images = models.test_images()

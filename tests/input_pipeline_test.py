@@ -195,3 +195,53 @@ def test_extras_with_wrong_row_count_are_data_errors():
       input_pipeline.in_memory_input(
           images, labels, 4, shuffle=False, name="train",
           extras={"logits": np.zeros((49, 10), np.float32)})
+
+
+class _ScaledSum(input_pipeline.BatchFunction):
+  """`scale * sum of each image's pixels`, scale a variable made in setup."""
+
+  def __init__(self):
+    self.setup_shapes = []
+    self.scale = None
+
+  def setup(self, images):
+    self.setup_shapes.append(images.shape.as_list())
+    self.scale = v1.get_variable("scale", initializer=3.0, use_resource=True)
+
+  def __call__(self, images):
+    return self.scale * tf.reduce_sum(images, axis=[1, 2, 3])
+
+
+def test_batch_functions_run_per_batch_inside_the_pipeline():
+  images, labels = _arrays()
+  fn = _ScaledSum()
+  with tf.Graph().as_default():
+    handles = input_pipeline.in_memory_input(
+        images, labels, BATCH_SIZE, shuffle=True, seed=3,
+        extras={"sum": fn, "ids": labels + 7})
+    assert fn.setup_shapes == [[None, 3, 2, 2]]  # Set up once, outside.
+    assert sorted(handles.extras) == ["ids", "sum"]
+    with v1.Session() as sess:
+      sess.run(fn.scale.initializer)
+      input_pipeline.initialize_data(sess, handles)
+      input_pipeline.start_epoch(sess, handles, epoch=2)
+      sizes = []
+      while True:
+        try:
+          batch_labels, batch_extras = sess.run([handles.labels,
+                                                 handles.extras])
+        except tf.errors.OutOfRangeError:
+          break
+        sizes.append(len(batch_labels))
+        np.testing.assert_allclose(
+            batch_extras["sum"], 3.0 * images[batch_labels].sum(axis=(1, 2, 3)),
+            rtol=1e-5)
+        np.testing.assert_array_equal(batch_extras["ids"], batch_labels + 7)
+      # The variable is read, not copied: a new value shows in the next epoch.
+      sess.run(fn.scale.assign(-1.0))
+      input_pipeline.start_epoch(sess, handles, epoch=0)
+      batch_labels, batch_sum = sess.run([handles.labels,
+                                          handles.extras["sum"]])
+      np.testing.assert_allclose(
+          batch_sum, -images[batch_labels].sum(axis=(1, 2, 3)), rtol=1e-5)
+  assert sizes == [8, 8, 8, 8, 8, 8, 2]

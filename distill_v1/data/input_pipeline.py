@@ -20,6 +20,7 @@ Usage:
                                                        # OutOfRangeError
 """
 
+import abc
 import collections
 
 import numpy as np
@@ -37,9 +38,36 @@ InputHandles = collections.namedtuple("InputHandles", [
     "data_feed",  # dict placeholder -> numpy array for data_initializer.
     "num_examples",  # int.
     "batches_per_epoch",  # int, ceil(num_examples / batch_size).
-    "extras",  # dict name -> tensor [batch, ...] gathered like the labels.
+    # dict name -> tensor [batch, ...] gathered like the labels (or computed
+    # from the batch's images by a BatchFunction).
+    "extras",
     "dataset",  # the tf.data.Dataset of (images, labels, extras) batches.
 ])
+
+
+class BatchFunction(abc.ABC):
+  """A per-batch extra computed inside the pipeline from the batch's images.
+
+  Passed as a value of `in_memory_input`'s `extras`, it runs in the
+  pipeline's map function after the gather, so `prefetch` computes it for the
+  next batches while a training step runs on this one (a frozen teacher's
+  logits, for instance). Graph-building happens in two stages:
+
+    * `setup(images)`, once, in the outer graph, on a float32
+      [None, H, W, C] placeholder: creates what the function reads
+      (variables, restore ops); its ops are never run on data;
+    * `__call__(images)`, inside the map function, on the batch's float32
+      [batch, H, W, C] images: returns a tensor [batch, ...]. It may read,
+      never create, the variables made by `setup` (they are captured).
+  """
+
+  @abc.abstractmethod
+  def setup(self, images):
+    """Builds the function's state in the outer graph."""
+
+  @abc.abstractmethod
+  def __call__(self, images):
+    """Returns the per-batch tensor [batch, ...] computed from `images`."""
 
 
 def _check_arrays(images, labels, name):
@@ -73,7 +101,8 @@ def in_memory_input(images, labels, batch_size, shuffle, seed=0, name="input",
     name: name scope and variable prefix, e.g. "train" or "test".
     prefetch: batches to prefetch.
     extras: optional dict name -> array [N, ...] of per-example values (e.g.
-      cached teacher logits), batched with the same indices as the images.
+      cached teacher logits), batched with the same indices as the images,
+      or name -> `BatchFunction`, computed per batch in the pipeline.
 
   Returns:
     InputHandles.
@@ -101,7 +130,11 @@ def in_memory_input(images, labels, batch_size, shuffle, seed=0, name="input",
         collections=[tf.compat.v1.GraphKeys.LOCAL_VARIABLES])
     data_feed = {images_ph: images, labels_ph: labels}
     extra_vars = {}
+    batch_fns = {}
     for key, array in sorted((extras or {}).items()):
+      if isinstance(array, BatchFunction):
+        batch_fns[key] = array
+        continue
       array = np.asarray(array)
       if array.shape[:1] != (num_examples,):
         raise errors.DataError(
@@ -126,6 +159,14 @@ def in_memory_input(images, labels, batch_size, shuffle, seed=0, name="input",
       indices = tf.random.experimental.stateless_shuffle(
           indices, seed=tf.stack([tf.constant(seed, tf.int64), epoch]))
     extra_keys = sorted(extra_vars)
+    fn_keys = sorted(batch_fns)
+    if fn_keys:
+      # The functions' variables and restore ops live in the outer graph.
+      setup_images = tf.compat.v1.placeholder(
+          tf.float32, [None] + list(images.shape[1:]),
+          name="batch_function_setup_images")
+      for key in fn_keys:
+        batch_fns[key].setup(setup_images)
 
     num_batches = -(-num_examples // batch_size)
 
@@ -138,10 +179,12 @@ def in_memory_input(images, labels, batch_size, shuffle, seed=0, name="input",
       start = batch * batch_size
       batch_indices = indices[start:tf.minimum(start + batch_size,
                                                num_examples)]
-      return (tf.gather(images_var, batch_indices),
+      batch_images = tf.gather(images_var, batch_indices)
+      return (batch_images,
               tf.gather(labels_var, batch_indices),
               tuple(tf.gather(extra_vars[k], batch_indices)
-                    for k in extra_keys))
+                    for k in extra_keys) +
+              tuple(batch_fns[k](batch_images) for k in fn_keys))
 
     dataset = tf.data.Dataset.range(num_batches).skip(skip_batches)
     dataset = dataset.map(gather)
@@ -151,8 +194,9 @@ def in_memory_input(images, labels, batch_size, shuffle, seed=0, name="input",
     batch_images.set_shape([None] + list(images.shape[1:]))
     batch_labels.set_shape([None])
     batch_extras = {}
-    for key, tensor in zip(extra_keys, gathered_extras):
-      tensor.set_shape([None] + list(extra_vars[key].shape[1:]))
+    for key, tensor in zip(extra_keys + fn_keys, gathered_extras):
+      if key in extra_vars:
+        tensor.set_shape([None] + list(extra_vars[key].shape[1:]))
       batch_extras[key] = tensor
   return InputHandles(
       images=batch_images,

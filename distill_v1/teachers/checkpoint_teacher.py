@@ -23,7 +23,12 @@ TeacherHandle = collections.namedtuple("TeacherHandle", [
     "init_fn",  # callable(sess): restores the variables from the checkpoint.
     "checkpoint",  # resolved checkpoint prefix.
     "model",  # model-zoo name.
+    # callable(images) -> float32 logits [batch, num_classes]: the same
+    # frozen teacher on other images, reading (never creating) its variables;
+    # e.g. inside an input pipeline's map function. None if not offered.
+    "forward",
 ])
+TeacherHandle.__new__.__defaults__ = (None,)
 
 
 def _non_trainable_getter(getter, *args, **kwargs):
@@ -82,10 +87,17 @@ def build_checkpoint_teacher(images, model, checkpoint, num_classes,
   with tf.device(local_device) if local_device else contextlib.nullcontext():
     with tf.compat.v1.variable_scope(
         scope, custom_getter=_local_getter if local_device else
-        _non_trainable_getter):
-      outer = tf.compat.v1.get_variable_scope().name
+        _non_trainable_getter) as teacher_scope:
+      outer = teacher_scope.name
       logits, end_points = network_fn(images, num_classes, is_training=False,
                                       scope=model)
+
+  def forward(other_images):
+    with tf.compat.v1.variable_scope(teacher_scope, reuse=True):
+      other_logits, _ = network_fn(other_images, num_classes,
+                                   is_training=False, scope=model)
+    return other_logits
+
   variables = tf.compat.v1.get_collection(
       tf.compat.v1.GraphKeys.LOCAL_VARIABLES if local_device else
       tf.compat.v1.GraphKeys.GLOBAL_VARIABLES, scope=outer + "/")
@@ -105,4 +117,5 @@ def build_checkpoint_teacher(images, model, checkpoint, num_classes,
 
   return TeacherHandle(logits=tf.stop_gradient(logits), end_points=end_points,
                        variables=variables, init_fn=init_fn,
-                       checkpoint=prefix, model=model)
+                       checkpoint=prefix, model=model,
+                       forward=None if local_device else forward)

@@ -123,7 +123,8 @@ def build_graph_teacher(images, path, input_name=None, output_name=None,
     TeacherHandle with logits [batch, num_classes] behind tf.stop_gradient,
     end_points {"input": adapted images, "logits": logits}, no variables, a
     no-op init_fn, checkpoint=path and model=the file's kind ("frozen",
-    "saved_model" or "meta_checkpoint").
+    "saved_model" or "meta_checkpoint"), and `forward` importing the graph
+    again on other images.
 
   Raises:
     ConfigError: bad adaptation arguments, names or shapes.
@@ -133,22 +134,27 @@ def build_graph_teacher(images, path, input_name=None, output_name=None,
       path, input_name=input_name,
       output_names=[output_name] if output_name else None,
       allow_unsafe_ops=allow_unsafe_ops)
-  with tf.compat.v1.name_scope(scope):
-    with tf.compat.v1.name_scope("input_adapter"):
-      adapted = adapt_images(images, input_scale, input_layout,
-                             dtype=_input_dtype(frozen))
-    _check_shape(adapted, frozen, input_scale, input_layout)
-    logits = safe_loader.import_frozen_graph(frozen, adapted, name="graph")
-    if logits.shape.rank is not None and logits.shape.rank != 2:
-      raise errors.ConfigError(
-          "teacher graph %s: output %s has shape %s, expected logits "
-          "[batch, num_classes]; pass --teacher_output" %
-          (path, frozen.output_name, logits.shape))
-    if logits.dtype.is_floating and logits.dtype != tf.float32:
-      logits = tf.cast(logits, tf.float32)  # The losses work in float32.
-    logits = tf.stop_gradient(logits, name="logits")
+  def import_on(images_in):
+    with tf.compat.v1.name_scope(scope):
+      with tf.compat.v1.name_scope("input_adapter"):
+        adapted_in = adapt_images(images_in, input_scale, input_layout,
+                                  dtype=_input_dtype(frozen))
+      _check_shape(adapted_in, frozen, input_scale, input_layout)
+      output = safe_loader.import_frozen_graph(frozen, adapted_in,
+                                               name="graph")
+      if output.shape.rank is not None and output.shape.rank != 2:
+        raise errors.ConfigError(
+            "teacher graph %s: output %s has shape %s, expected logits "
+            "[batch, num_classes]; pass --teacher_output" %
+            (path, frozen.output_name, output.shape))
+      if output.dtype.is_floating and output.dtype != tf.float32:
+        output = tf.cast(output, tf.float32)  # The losses work in float32.
+      return adapted_in, tf.stop_gradient(output, name="logits")
+
+  adapted, logits = import_on(images)
   end_points = collections.OrderedDict([("input", adapted),
                                         ("logits", logits)])
   return checkpoint_teacher.TeacherHandle(
       logits=logits, end_points=end_points, variables=[], init_fn=_no_init,
-      checkpoint=path, model=frozen.kind)
+      checkpoint=path, model=frozen.kind,
+      forward=lambda other_images: import_on(other_images)[1])

@@ -16,6 +16,7 @@ import collections
 
 from distill_v1 import errors
 from distill_v1.compat import tf
+from distill_v1.data import input_pipeline
 from distill_v1.losses import distillation as distillation_loss_lib
 from distill_v1.losses import feature as feature_loss_lib
 from distill_v1.training import loop
@@ -29,6 +30,48 @@ FeatureTerm = collections.namedtuple("FeatureTerm", [
     "weight",  # float > 0, multiplies the term in the total loss.
 ])
 FEATURE_KINDS = ("hint", "attention")
+
+
+class TeachersInInput(input_pipeline.BatchFunction):
+  """Frozen teachers run inside the input pipeline (online distillation).
+
+  As `train_extras[CACHED_LOGITS_KEY]` of `loop.train` (see
+  `teacher_extras`), the teachers' logits of each batch are computed in the
+  pipeline's map function, so `prefetch` overlaps the next batches' teacher
+  forward passes with this batch's student step; the step then reads them
+  like cached logits. `setup` builds each teacher once in the outer graph
+  (its variables and checkpoint restore), `__call__` runs the teachers'
+  `forward` on a batch: float32 [batch, num_teachers, num_classes].
+  """
+
+  def __init__(self, teacher_builders):
+    if not teacher_builders:
+      raise errors.ConfigError("distillation needs at least one teacher")
+    self._builders = list(teacher_builders)
+    self.handles = None  # TeacherHandles, once `setup` has run.
+
+  def setup(self, images):
+    self.handles = [build(images) for build in self._builders]
+    for handle in self.handles:
+      if handle.forward is None:
+        raise errors.ConfigError(
+            "teacher %s (%s) cannot run inside the input pipeline" %
+            (handle.model, handle.checkpoint))
+
+  def __call__(self, images):
+    if self.handles is None:  # pragma: no cover - internal misuse
+      raise ValueError("TeachersInInput.setup has not run")
+    return tf.stack([h.forward(images) for h in self.handles], axis=1)
+
+
+def teacher_extras(teacher_builders):
+  """(TeachersInInput, train_extras dict) for online distillation in the input.
+
+  Pass the first as `teacher_builders` of `distillation_model_fn` and the
+  second as `train_extras` of `loop.train`.
+  """
+  teachers = TeachersInInput(teacher_builders)
+  return teachers, {CACHED_LOGITS_KEY: teachers}
 
 
 def _end_point(end_points, name, role):
@@ -78,6 +121,8 @@ def distillation_model_fn(student_fn, num_classes, student_scope,
       distillation: the loop then passes the teachers' logits as
       `extras[CACHED_LOGITS_KEY]`, float32 [batch, num_teachers, classes]
       (see `distill_v1.teachers.logits_cache`), and no teacher is built.
+      A `TeachersInInput` (see `teacher_extras`): the teachers run in the
+      input pipeline and their logits arrive as those extras too.
     temperature: float T > 0.
     alpha: float in [0, 1], the weight of the hard-label loss.
     scale_soft_loss: multiply the soft loss by T**2 (Hinton et al. 2015).
@@ -97,13 +142,15 @@ def distillation_model_fn(student_fn, num_classes, student_scope,
       class count differs from the student's.
   """
   distillation_loss_lib.validate_distillation_args(temperature, alpha)
-  if teacher_builders is not None and not teacher_builders:
+  in_input = isinstance(teacher_builders, TeachersInInput)
+  if teacher_builders is not None and not in_input and not teacher_builders:
     raise errors.ConfigError("distillation needs at least one teacher")
-  if feature_terms and (teacher_builders is None or
+  if feature_terms and (teacher_builders is None or in_input or
                         len(teacher_builders) != 1):
     raise errors.ConfigError(
         "feature distillation needs exactly one teacher built from its "
-        "checkpoint (not a logits cache or an ensemble)")
+        "checkpoint in the training step (not a logits cache, an ensemble "
+        "or teachers in the input pipeline)")
   for term in feature_terms:
     if term.kind not in FEATURE_KINDS or not term.weight > 0:
       raise errors.ConfigError(
@@ -121,15 +168,18 @@ def distillation_model_fn(student_fn, num_classes, student_scope,
           labels=labels, logits=student_logits))
       return loop.ModelOutputs(loss=loss, logits=student_logits, scalars={},
                                var_list=student_vars)
-    if teacher_builders is None:
+    if teacher_builders is None or in_input:
       if not extras or CACHED_LOGITS_KEY not in extras:
         raise errors.ConfigError(
-            "cached distillation needs the teachers' logits as extras[%r]" %
-            CACHED_LOGITS_KEY)
-      teachers = []
+            "%s distillation needs the teachers' logits as extras[%r]" %
+            ("online" if in_input else "cached", CACHED_LOGITS_KEY))
+      teachers = teacher_builders.handles if in_input else []
+      if teachers is None:  # pragma: no cover - internal misuse
+        raise ValueError("the input pipeline did not set up the teachers")
       cached = extras[CACHED_LOGITS_KEY]
       teacher_logits = tf.unstack(tf.stop_gradient(cached), axis=1)
-      sources = ["logits cache"] * len(teacher_logits)
+      sources = (["%s (%s)" % (t.model, t.checkpoint) for t in teachers]
+                 if in_input else ["logits cache"] * len(teacher_logits))
     else:
       teachers = [build(images) for build in teacher_builders]
       teacher_logits = [t.logits for t in teachers]
