@@ -17,6 +17,7 @@ run, fetch), MB = 10**6 bytes.
 
 import json
 import os
+import statistics
 import sys
 
 from absl import app
@@ -237,6 +238,33 @@ def distill_table(results):
                  "online / float32 peer", "cached / float32 peer"], rows)
 
 
+def _per_repeat(numerator, denominator):
+  """Ratios of two summaries' values, repeat by repeat (same order)."""
+  return [a / b for a, b in zip(numerator["values"], denominator["values"])
+          if b]
+
+
+def per_repeat_table(results):
+  """Ours / peer examples/sec within each repeat, and their median."""
+  pairs = []
+  for name, model, precision, sides in _rows_of(results, "train"):
+    pairs.append(("train `%s` %s" % (model, precision), sides["ours"],
+                  sides["peer"]))
+  for name, family, precision, sides in _rows_of(results, "distill"):
+    for mode in ("online", "cached"):
+      if "ours_" + mode in sides and "peer" in sides:
+        pairs.append(("%s distill %s %s / peer Distiller" % (
+            mode, family, precision), sides["ours_" + mode], sides["peer"]))
+  rows = []
+  for label, ours, peer in pairs:
+    ratios = _per_repeat(ours["examples_per_sec"], peer["examples_per_sec"])
+    if ratios:
+      rows.append([label, " ".join("%.2f" % r for r in ratios),
+                   "%.2fx" % statistics.median(ratios)])
+  return _table(["row", "ours / peer, repeat 1, 2, ...", "median of the "
+                 "per-repeat ratios"], rows)
+
+
 def _latency_cell(leaves, batch, runtime):
   """`median (p10-p90)` microseconds, or - when not measured."""
   prefix = "%s/%s/" % (batch, runtime)
@@ -357,6 +385,9 @@ def render(results, source="docs/benchmarks/speed.json"):
       (_rows_of(results, "distill"), "Distillation (examples/sec, T = %g, "
        "alpha = %g)" % (results.get("temperature", 8),
                         results.get("alpha", 0.5)), distill_table),
+      (_rows_of(results, "train") or _rows_of(results, "distill"),
+       "Per-repeat ratios (each repeat's ours / peer on its own)",
+       per_repeat_table),
       (_rows_of(results, "latency"), "Inference latency (microseconds per "
        "call, median (p10-p90))", latency_table),
       (_rows_of(results, "latency"), "Latency ratios (peer median / our "

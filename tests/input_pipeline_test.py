@@ -21,6 +21,15 @@ def _arrays(num=NUM_EXAMPLES):
   return images, np.arange(num, dtype=np.int64)
 
 
+def _batches(sess, fetches):
+  """Yields sess.run(fetches) until the epoch's iterator runs out."""
+  while True:
+    try:
+      yield sess.run(fetches)
+    except tf.errors.OutOfRangeError:
+      return
+
+
 def _epochs(epochs, shuffle=True, seed=3, skip_batches=0, batch_size=BATCH_SIZE,
             num=NUM_EXAMPLES):
   """Builds a fresh graph and session; returns [[(images, labels) per batch]
@@ -34,13 +43,7 @@ def _epochs(epochs, shuffle=True, seed=3, skip_batches=0, batch_size=BATCH_SIZE,
       input_pipeline.initialize_data(sess, handles)
       for epoch in epochs:
         input_pipeline.start_epoch(sess, handles, epoch, skip_batches)
-        batches = []
-        while True:
-          try:
-            batches.append(sess.run([handles.images, handles.labels]))
-          except tf.errors.OutOfRangeError:
-            break
-        result.append(batches)
+        result.append(list(_batches(sess, [handles.images, handles.labels])))
   return result
 
 
@@ -171,12 +174,8 @@ def test_extras_are_gathered_with_the_same_indices():
       input_pipeline.initialize_data(sess, handles)
       input_pipeline.start_epoch(sess, handles, epoch=1, skip_batches=2)
       count = 0
-      while True:
-        try:
-          batch_labels, batch_extras = sess.run([handles.labels,
-                                                 handles.extras])
-        except tf.errors.OutOfRangeError:
-          break
+      for batch_labels, batch_extras in _batches(
+          sess, [handles.labels, handles.extras]):
         count += 1
         np.testing.assert_array_equal(batch_extras["logits"],
                                       extras["logits"][batch_labels])
@@ -226,12 +225,8 @@ def test_batch_functions_run_per_batch_inside_the_pipeline():
       input_pipeline.initialize_data(sess, handles)
       input_pipeline.start_epoch(sess, handles, epoch=2)
       sizes = []
-      while True:
-        try:
-          batch_labels, batch_extras = sess.run([handles.labels,
-                                                 handles.extras])
-        except tf.errors.OutOfRangeError:
-          break
+      for batch_labels, batch_extras in _batches(
+          sess, [handles.labels, handles.extras]):
         sizes.append(len(batch_labels))
         np.testing.assert_allclose(
             batch_extras["sum"], 3.0 * images[batch_labels].sum(axis=(1, 2, 3)),

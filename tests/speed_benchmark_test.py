@@ -287,7 +287,10 @@ def test_report_tables_hold_medians_ranges_and_ratios():
       "| `cnn_student` | 1 | 1.80x | - | - | - | - |",
       "| `cnn_student` | 84,884 | 25,400 | 85,736 | - | - |",
       "| distill.py | 1,600 |",
-      "| distill.py cnn online | 1,350 (1,100-1,600) |"):
+      "| distill.py cnn online | 1,350 (1,100-1,600) |",
+      # Repeat by repeat; the peer has one repeat, so one ratio: 9,000 / 8,000.
+      "| train `mlp_teacher` float32 | 1.12 | 1.12x |",
+      "| online distill cnn float32 / peer Distiller | 1.20 | 1.20x |"):
     assert line in text, line
 
 
