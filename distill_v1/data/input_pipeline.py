@@ -7,7 +7,9 @@ permutation keyed by (seed, epoch), and gathers each batch from the in-memory
 variables inside the pipeline, so that `prefetch` has the next batches ready
 while a step computes. Because the order depends only on seed and epoch,
 a resumed run can start an epoch part-way (`skip_batches`) and see exactly the
-batches an uninterrupted run would have seen.
+batches an uninterrupted run would have seen. Per-example extras (cached
+teacher logits) are gathered with the same indices; a `BatchFunction` extra
+(frozen teachers) is computed from each batch's images inside the pipeline.
 
 Usage:
 
