@@ -247,10 +247,10 @@ def _per_repeat(numerator, denominator):
 def per_repeat_table(results):
   """Ours / peer examples/sec within each repeat, and their median."""
   pairs = []
-  for name, model, precision, sides in _rows_of(results, "train"):
+  for _, model, precision, sides in _rows_of(results, "train"):
     pairs.append(("train `%s` %s" % (model, precision), sides["ours"],
                   sides["peer"]))
-  for name, family, precision, sides in _rows_of(results, "distill"):
+  for _, family, precision, sides in _rows_of(results, "distill"):
     for mode in ("online", "cached"):
       if "ours_" + mode in sides and "peer" in sides:
         pairs.append(("%s distill %s %s / peer Distiller" % (

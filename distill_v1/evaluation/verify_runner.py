@@ -34,6 +34,7 @@ calls after `--warmup` untimed ones), the model's input/output details, and
 `error` (a one-line message, or null).
 """
 
+import abc
 import argparse
 import json
 import os
@@ -90,8 +91,8 @@ def _checked_graph(path, allow_unsafe_ops, **kwargs):
           bool(allow_unsafe_ops), "model file", UNSAFE_OPS_HINT), **kwargs)
 
 
-class ExportedModel(object):
-  """An exported model opened with its runtime.
+class ExportedModel(abc.ABC):
+  """An exported model opened with its runtime (one subclass per runtime).
 
   Attributes:
     kind: "frozen_graph", "saved_model" or "tflite".
@@ -109,8 +110,9 @@ class ExportedModel(object):
     self.image_shape = None
     self.num_classes = None
 
+  @abc.abstractmethod
   def _run(self, images):
-    raise NotImplementedError
+    """Logits [n, num_classes] of one chunk of float32 images."""
 
   def predict(self, images, batch_size=DEFAULT_BATCH_SIZE):
     """Logits float32 [N, num_classes] for float32 images [N, H, W, C]."""
@@ -143,12 +145,12 @@ class ExportedModel(object):
                                "got %d" % (batch_size, len(images)))
     return _timings(lambda: self._run(images), warmup, repeats)
 
+  @abc.abstractmethod
   def details(self):
     """The model's input and output names, dtypes and shapes."""
-    raise NotImplementedError
 
   def close(self):
-    pass
+    """Releases the runtime; a no-op for runtimes that hold no session."""
 
 
 class FrozenGraphModel(ExportedModel):
