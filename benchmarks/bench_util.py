@@ -3,8 +3,9 @@
 Running the binaries: `run_child` runs one command from the checkout's root
 and returns the child's peak RSS; `train_command`, `distill_flags` and
 `peer_command` spell the command lines of our binaries and of the Keras 3
-peer the same way in every benchmark; `second_epoch_rate` reads a run's
-figure from its metrics.json.
+peer the same way in every benchmark; `run_rate` reads a run's figure from
+its metrics.json and `peer_rate` from the peer's JSON, both the sustained
+rate of the epochs after the first (`sustained_rate`).
 
 Repeats and statistics: `interleave` runs rows of ours-and-peer sides in
 interleaved repeats, `aggregate` turns what they returned into medians and
@@ -29,9 +30,17 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PEER_PHASES = {"mlp_teacher": ("mlp", "teacher"),
                "mlp_student": ("mlp", "student"),
                "cnn_teacher": ("cnn", "teacher"),
-               "cnn_student": ("cnn", "student")}
-# family -> (student, its learning rate in BENCHMARK.md's student recipe).
-STUDENTS = {"mlp": ("mlp_student", 0.1), "cnn": ("cnn_student", 0.05)}
+               "cnn_student": ("cnn", "student"),
+               "mobilenet_v1": ("mobilenet", "teacher")}
+# Network options of the speed rows' models; our binaries and keras_peer.py
+# take them as the same flags (model_flags). Width 0.5, as the lightweight
+# benchmark's MobileNet.
+MODEL_OPTIONS = {"mobilenet_v1": {"width_multiplier": 0.5}}
+# family -> plain-SGD learning rate of its speed rows (BENCHMARK.md's
+# student recipe for mlp and cnn).
+LEARNING_RATES = {"mlp": 0.1, "cnn": 0.05, "mobilenet": 0.05}
+# family -> its student, for the distillation rows.
+STUDENTS = {"mlp": "mlp_student", "cnn": "cnn_student"}
 # Distillation settings of the speed benchmarks (the full preset's T, alpha).
 TEMPERATURE, ALPHA = 8.0, 0.5
 # Progress lines and checkpoints would only slow the timed loop down.
@@ -94,6 +103,17 @@ def train_command(binary, model, train_dir, learning_rate, epochs=2,
               QUIET_TRAINING_FLAGS) + list(extra)
 
 
+def model_flags(model):
+  """--<option>=<value> flags of MODEL_OPTIONS[model] (both sides')."""
+  return ["--%s=%g" % (k, v)
+          for k, v in sorted(MODEL_OPTIONS.get(model, {}).items())]
+
+
+def learning_rate(model):
+  """The speed rows' plain-SGD learning rate of `model`."""
+  return LEARNING_RATES[PEER_PHASES[model][0]]
+
+
 def distill_flags(teacher_model, teacher_checkpoint, cache=None,
                   temperature=TEMPERATURE, alpha=ALPHA):
   """Flags of scripts/distill.py for one teacher, online or cached."""
@@ -122,15 +142,29 @@ def read_json(path):
     return json.load(f)
 
 
-def second_epoch_rate(train_dir):
-  """examples/sec of the last epoch of a 2-epoch run (its metrics.json)."""
-  return float(read_json(os.path.join(train_dir, "metrics.json"))[
-      "history"][-1]["examples_per_sec"])
+def sustained_rate(per_epoch):
+  """examples/sec of the epochs after the first, taken together.
+
+  The first epoch includes graph building (tracing, for the peer) and
+  warm-up. Equal-sized epochs: the later ones' harmonic mean (their examples
+  over their seconds); for 2 epochs, the second's figure.
+  """
+  later = [float(r) for r in per_epoch[1:]]
+  if not later:
+    raise ValueError("a sustained rate needs >= 2 epochs, got %d"
+                     % len(per_epoch))
+  return len(later) / sum(1.0 / r for r in later)
+
+
+def run_rate(train_dir):
+  """sustained_rate of a run of our binaries (its metrics.json)."""
+  return sustained_rate([h["examples_per_sec"] for h in read_json(
+      os.path.join(train_dir, "metrics.json"))["history"]])
 
 
 def peer_rate(peer_json, phase):
-  """examples/sec of the last epoch of a keras_peer.py phase."""
-  return float(peer_json["phases"][phase]["examples_per_sec"][-1])
+  """sustained_rate of a keras_peer.py phase (its JSON)."""
+  return sustained_rate(peer_json["phases"][phase]["examples_per_sec"])
 
 
 def summarize(values):

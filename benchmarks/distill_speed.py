@@ -61,18 +61,10 @@ RATIOS = {
 }
 
 
-def _sustained(per_epoch):
-  """examples/sec of the epochs after the first, taken together.
-
-  Equal-sized epochs: their harmonic mean (total examples / total seconds).
-  """
-  later = [float(r) for r in per_epoch[1:]]
-  return len(later) / sum(1.0 / r for r in later)
-
-
 def _ours(family, mode, scratch, max_steps=None):
-  """examples/sec of our 2-epoch run of `family`'s student in `mode`."""
-  model, rate = bench_util.STUDENTS[family]
+  """Sustained examples/sec of our run of `family`'s student in `mode`."""
+  model = bench_util.STUDENTS[family]
+  rate = bench_util.LEARNING_RATES[family]
   train_dir = tempfile.mkdtemp(dir=scratch)
   extra = []
   if mode != "alone":
@@ -87,17 +79,13 @@ def _ours(family, mode, scratch, max_steps=None):
   bench_util.run_child(bench_util.train_command(
       "train" if mode == "alone" else "distill", model, train_dir, rate,
       epochs=FLAGS.epochs, extra=extra))
-  result = None
-  if not max_steps:
-    history = bench_util.read_json(os.path.join(train_dir, "metrics.json"))[
-        "history"]
-    result = _sustained([h["examples_per_sec"] for h in history])
+  result = None if max_steps else bench_util.run_rate(train_dir)
   shutil.rmtree(train_dir, ignore_errors=True)
   return result
 
 
 def _peer(family, mode, scratch):
-  """examples/sec of the peer's 2-epoch student or Distiller run."""
+  """Sustained examples/sec of the peer's student or Distiller run."""
   out = os.path.join(scratch, "peer.json")
   phase = "student" if mode == "alone" else "distill"
   extra = []
@@ -106,9 +94,8 @@ def _peer(family, mode, scratch):
                  (FLAGS.runs_dir, family))
   bench_util.run_child(bench_util.peer_command(
       family, phase, out, epochs=FLAGS.epochs,
-      learning_rate=bench_util.STUDENTS[family][1], extra=extra))
-  return _sustained(bench_util.read_json(out)["phases"][phase][
-      "examples_per_sec"])
+      learning_rate=bench_util.LEARNING_RATES[family], extra=extra))
+  return bench_util.peer_rate(bench_util.read_json(out), phase)
 
 
 def _rows(family, scratch):

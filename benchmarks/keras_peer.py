@@ -29,6 +29,10 @@ teacher (unless --teacher_weights is given), student and distill. The
 --epochs/--learning_rate/--optimizer/... flags apply to the phase named by
 --phase (to both student phases for `all`); left unset they follow the
 protocol's recipe for that phase (STUDENT_RECIPES, TEACHER_RECIPES).
+
+`--family=mobilenet` has one model, `mobilenet_v1` at --width_multiplier
+(the toolkit's network layer for layer), trained by `--phase=teacher`: the
+peer of the speed benchmark's mobilenet_v1 training and latency rows.
 """
 
 import contextlib
@@ -63,10 +67,15 @@ EXPECTED_PARAMS = {
     'cnn_teacher': 3274634,
     'cnn_student': 20490,
 }
-MODEL_NAMES = tuple(sorted(EXPECTED_PARAMS))
+# mobilenet_v1's count depends on its width; build_model checks it against
+# the toolkit's own network (toolkit_trainable_params).
+MODEL_NAMES = tuple(sorted(EXPECTED_PARAMS)) + ('mobilenet_v1',)
 FAMILIES = {
     'mlp': ('mlp_teacher', 'mlp_student'),
     'cnn': ('cnn_teacher', 'cnn_student'),
+    # MobileNet has no student in BENCHMARK.md: --phase=teacher trains it
+    # (the speed benchmark's training and latency rows).
+    'mobilenet': ('mobilenet_v1', None),
 }
 PHASES = ('teacher', 'student', 'distill', 'all')
 OPTIMIZERS = ('sgd', 'momentum')
@@ -86,6 +95,9 @@ TEACHER_RECIPES = {
                 lr_schedule='cosine', weight_decay=5e-5),
     'cnn': dict(optimizer='momentum', learning_rate=0.02, epochs=30,
                 lr_schedule='cosine', weight_decay=5e-4),
+    # benchmarks/lightweight_benchmark.py's mobilenet_v1 recipe.
+    'mobilenet': dict(optimizer='momentum', learning_rate=0.02, epochs=15,
+                      lr_schedule='cosine', weight_decay=5e-4),
 }
 DEFAULT_TEMPERATURE = 4.0
 DEFAULT_ALPHA = 0.1
@@ -129,7 +141,66 @@ def _cnn(filters, kernel_size, dense_units, regularizer, name):
   return keras.Sequential(model_layers, name=name)
 
 
-def build_model(name, weight_decay=0.0):
+def _mobilenet_v1(width_multiplier, regularizer, name, dropout_rate=0.001,
+                  min_depth=8, batch_norm_momentum=0.99):
+  """distill_v1.models.mobilenet_v1 layer for layer, in Keras layers.
+
+  The same CONV_DEFS, widths (`max(int(depth * width), min_depth)`), strides
+  adapted to 28x28 (`layer_strides`), SAME padding, batch norm (momentum
+  0.99, epsilon 1e-3, center and scale) and ReLU6 after every convolution,
+  global average pooling, dropout and a 1x1 convolution with bias.
+  """
+  # pylint: disable=g-import-not-at-top
+  from distill_v1.models import mobilenet_v1 as toolkit_mobilenet
+  # pylint: enable=g-import-not-at-top
+  strides = toolkit_mobilenet.layer_strides(*IMAGE_SHAPE[:2])
+  model_layers = [keras.Input(IMAGE_SHAPE)]
+
+  def bn_relu6():
+    return [layers.BatchNormalization(momentum=batch_norm_momentum,
+                                      epsilon=1e-3),
+            layers.ReLU(max_value=6.0)]
+
+  for conv_def, stride in zip(toolkit_mobilenet.CONV_DEFS, strides):
+    depth = max(int(conv_def.depth * width_multiplier), min_depth)
+    if isinstance(conv_def, toolkit_mobilenet.Conv):
+      model_layers.append(layers.Conv2D(
+          depth, conv_def.kernel, strides=stride, padding='same',
+          use_bias=False, kernel_regularizer=regularizer))
+      model_layers += bn_relu6()
+    else:
+      model_layers.append(layers.DepthwiseConv2D(
+          conv_def.kernel, strides=stride, padding='same', use_bias=False,
+          depthwise_regularizer=regularizer))
+      model_layers += bn_relu6()
+      model_layers.append(layers.Conv2D(
+          depth, 1, padding='same', use_bias=False,
+          kernel_regularizer=regularizer))
+      model_layers += bn_relu6()
+  model_layers += [
+      layers.GlobalAveragePooling2D(keepdims=True),
+      layers.Dropout(dropout_rate),
+      layers.Conv2D(NUM_CLASSES, 1, use_bias=True, dtype='float32',
+                    kernel_regularizer=regularizer),
+      layers.Flatten(dtype='float32'),
+  ]
+  return keras.Sequential(model_layers, name=name)
+
+
+def toolkit_trainable_params(name, **options):
+  """Trainable parameters of the toolkit's `name` for 28x28x1, 10 classes."""
+  # pylint: disable=g-import-not-at-top
+  from distill_v1.models import nets_factory
+  # pylint: enable=g-import-not-at-top
+  with tf.Graph().as_default():
+    nets_factory.get_network_fn(name, **options)(
+        tf.compat.v1.placeholder(tf.float32, (None,) + IMAGE_SHAPE),
+        NUM_CLASSES, is_training=True)
+    return int(sum(np.prod(v.shape.as_list())
+                   for v in tf.compat.v1.trainable_variables()))
+
+
+def build_model(name, weight_decay=0.0, width_multiplier=1.0):
   """Builds one of BENCHMARK.md's reference models as a Keras 3 model.
 
   Args:
@@ -137,6 +208,8 @@ def build_model(name, weight_decay=0.0):
     weight_decay: coefficient of the L2 penalty on kernels (not biases),
       added to the loss as `weight_decay * sum(kernel**2) / 2` -- the same
       penalty as the toolkit's `weight_decay * tf.nn.l2_loss(kernel)`.
+    width_multiplier: mobilenet_v1 only, as the toolkit's
+      --width_multiplier.
 
   Returns:
     A built `keras.Sequential` taking float32 images [batch, 28, 28, 1]
@@ -146,7 +219,7 @@ def build_model(name, weight_decay=0.0):
   Raises:
     ConfigError: unknown name, or the parameter count is not the reference.
   """
-  if name not in EXPECTED_PARAMS:
+  if name not in MODEL_NAMES:
     raise errors.ConfigError('model %r is not one of %s'
                              % (name, ', '.join(MODEL_NAMES)))
   if weight_decay < 0:
@@ -160,8 +233,21 @@ def build_model(name, weight_decay=0.0):
     model = _mlp((800, 800), 0.0, regularizer, name)
   elif name == 'cnn_teacher':
     model = _cnn((32, 64), 5, 1024, regularizer, name)
-  else:
+  elif name == 'cnn_student':
     model = _cnn((16, 32), 3, 0, regularizer, name)
+  else:
+    if not width_multiplier > 0:
+      raise errors.ConfigError('width_multiplier must be > 0, got %r'
+                               % (width_multiplier,))
+    model = _mobilenet_v1(width_multiplier, regularizer, name)
+    count = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+    expected = toolkit_trainable_params(name,
+                                        width_multiplier=width_multiplier)
+    if count != expected:
+      raise errors.ConfigError(
+          'Keras model %s has %d trainable parameters, the toolkit\'s %d'
+          % (name, count, expected))
+    return model
   count = model.count_params()
   if count != EXPECTED_PARAMS[name]:
     raise errors.ConfigError(
@@ -383,7 +469,7 @@ def _fit(model, data, epochs, label, log):
 
 def train_model(name, optimizer='sgd', learning_rate=0.1, epochs=1, seed=0,
                 momentum=0.9, lr_schedule='none', weight_decay=0.0, data=None,
-                log=print):
+                log=print, width_multiplier=1.0):
   """Trains a reference model from scratch with model.fit, batch 128.
 
   Args:
@@ -398,6 +484,7 @@ def train_model(name, optimizer='sgd', learning_rate=0.1, epochs=1, seed=0,
     weight_decay: L2 coefficient on kernels (see build_model).
     data: a DataSplits; defaults to load_data().
     log: called with one line per epoch; None for silence.
+    width_multiplier: mobilenet_v1 only (see build_model).
 
   Returns:
     dict: test_accuracy (fraction), validation_accuracy (or None),
@@ -407,7 +494,8 @@ def train_model(name, optimizer='sgd', learning_rate=0.1, epochs=1, seed=0,
   """
   data = data if data is not None else load_data()
   keras.utils.set_random_seed(seed)
-  model = build_model(name, weight_decay=weight_decay)
+  model = build_model(name, weight_decay=weight_decay,
+                      width_multiplier=width_multiplier)
   steps_per_epoch = math.ceil(len(data.train_images) / BATCH_SIZE)
   model.compile(
       optimizer=make_optimizer(optimizer, learning_rate, momentum,
@@ -419,6 +507,7 @@ def train_model(name, optimizer='sgd', learning_rate=0.1, epochs=1, seed=0,
       model_name=name, optimizer=optimizer, learning_rate=learning_rate,
       momentum=momentum if optimizer == 'momentum' else None,
       lr_schedule=lr_schedule, weight_decay=weight_decay, seed=seed,
+      width_multiplier=width_multiplier if name == 'mobilenet_v1' else None,
       test_accuracy=_accuracy(model, data.test_images, data.test_labels),
       validation_accuracy=_accuracy(model, data.validation_images,
                                     data.validation_labels),
@@ -689,7 +778,10 @@ def define_flags():
   """Defines the absl flags of the binary (only when run as a script)."""
   from absl import flags  # pylint: disable=g-import-not-at-top
   flags.DEFINE_enum('family', 'mlp', sorted(FAMILIES), 'Model family.')
-  flags.DEFINE_enum('phase', 'all', PHASES, 'What to run (module docstring).')
+  flags.DEFINE_enum('phase', 'all', PHASES, 'What to run (module docstring); '
+                    'the mobilenet family has only --phase=teacher.')
+  flags.DEFINE_float('width_multiplier', 1.0, 'mobilenet_v1\'s width, as '
+                     'our --width_multiplier (family mobilenet only).')
   flags.DEFINE_integer('epochs', None, 'Epochs of the phase (default: its '
                        'recipe).')
   flags.DEFINE_integer('seed', 1, 'Seed of initialisation and shuffling.')
@@ -762,6 +854,11 @@ def main(argv):
     raise errors.ConfigError('unexpected arguments: %s' % ' '.join(argv[1:]))
   f = flags.FLAGS
   teacher_name, student_name = FAMILIES[f.family]
+  if student_name is None and f.phase != 'teacher':
+    raise errors.ConfigError('--family=%s trains only %s: give --phase=teacher'
+                             % (f.family, teacher_name))
+  if f['width_multiplier'].present and f.family != 'mobilenet':
+    raise errors.ConfigError('--width_multiplier is for --family=mobilenet')
   phase_overrides = dict(
       epochs=f.epochs, learning_rate=f.learning_rate, optimizer=f.optimizer,
       lr_schedule=f.lr_schedule, weight_decay=f.weight_decay)
@@ -814,7 +911,8 @@ def main(argv):
     else:
       recipe = _recipe(TEACHER_RECIPES[f.family], **teacher_overrides)
       result = train_model(teacher_name, momentum=f.momentum, seed=f.seed,
-                           data=data, **recipe)
+                           data=data, width_multiplier=f.width_multiplier,
+                           **recipe)
       teacher = result['model']
       print('%s test accuracy %.4f, %.0f examples/s (median)'
             % (teacher_name, result['test_accuracy'],
@@ -826,7 +924,8 @@ def main(argv):
     models[teacher_name] = teacher
     save('teacher')
 
-  student_recipe = _recipe(STUDENT_RECIPES[f.family], **phase_overrides)
+  student_recipe = (_recipe(STUDENT_RECIPES[f.family], **phase_overrides)
+                    if student_name else None)
   if f.phase in ('student', 'all'):
     result = train_model(student_name, momentum=f.momentum, seed=f.seed,
                          data=data, **student_recipe)

@@ -8,8 +8,8 @@ row (`--what` picks the rows):
   input     the graph-mode input pipeline alone, examples/sec (one batch per
             sess.run, and an epoch drained in the graph), and its multiple of
             the fastest training loop of the run (target >= 10x).
-  train     examples/sec of a 2-epoch scripts/train.py run of each --models
-            model beside benchmarks/keras_peer.py's phase for it, and each
+  train     examples/sec of a scripts/train.py run of each --models model
+            beside benchmarks/keras_peer.py's phase for it, and each
             loop's useful GFLOP/s (3 x forward FLOPs per example, as
             model_stats.flops_per_example counts them) as a fraction of the
             TF matmul ceiling.
@@ -17,16 +17,21 @@ row (`--what` picks the rows):
             its teacher (scripts/distill.py, T=8, alpha=0.5) beside the
             peer's keras.io Distiller, examples/sec.
   latency   microseconds per call at batch 1 and 128 (median, p10, p90) of
-            each trained model: our session on the 2-epoch checkpoint, its
+            each trained model: our session on the train row's checkpoint, its
             frozen graph in a session, TFLite float32 and int8 (all from
             scripts/export.py), beside the peer's model(x, training=False),
             tf.function and TFLite files (float32, dynamic range, int8; made
             once, timed every repeat by the same code as ours). Needs the
             train rows' checkpoints, so it runs them too.
 
-A training or distillation figure is the second epoch's examples/sec of a
-2-epoch run (the first includes graph building and warm-up), batch 128, plain
-SGD at the student recipe's learning rate. With --precisions=float32,bfloat16
+A training or distillation figure is the sustained examples/sec of the
+epochs after the first of an --epochs run (default 3; the first includes
+graph building and warm-up): their examples over their seconds, on both
+sides (bench_util.sustained_rate). The peer's model.fit epochs alternate
+fast and slow (docs/benchmarks.md), so a single epoch would catch one or the
+other. Batch 128, plain SGD at the family's learning rate
+(bench_util.LEARNING_RATES); mobilenet_v1 at width 0.5 on both sides
+(bench_util.MODEL_OPTIONS). With --precisions=float32,bfloat16
 the --bfloat16_rows also run with our --precision=bfloat16 beside the peer
 under Keras' mixed_bfloat16 policy.
 
@@ -101,6 +106,9 @@ def define_flags():
                     "(distill rows).")
   flags.DEFINE_integer("repeats", 5, "Interleaved repeats of every row.",
                        lower_bound=1)
+  flags.DEFINE_integer("epochs", 3, "Epochs of every training and "
+                       "distillation run; the figure is the sustained rate "
+                       "of the epochs after the first.", lower_bound=2)
   flags.DEFINE_integer("latency_repeats", 200, "Timed calls per latency "
                        "figure (after 10 untimed ones).", lower_bound=1)
   flags.DEFINE_string("runs_dir", "/work/runs", "Where the teachers are "
@@ -185,20 +193,22 @@ class Bench(object):
     return os.path.join(self.scratch, *parts)
 
   def ours(self, label, binary, model, train_dir, precision, extra=()):
-    """A 2-epoch run of scripts/<binary>.py; its second epoch's ex/s."""
-    family = model.split("_")[0]
+    """An --epochs run of scripts/<binary>.py; its sustained ex/s."""
     self.rss.run(label, bench_util.train_command(
-        binary, model, train_dir, bench_util.STUDENTS[family][1],
-        extra=["--precision=" + precision] + self.data_flags + list(extra)))
-    return bench_util.second_epoch_rate(train_dir)
+        binary, model, train_dir, bench_util.learning_rate(model),
+        epochs=FLAGS.epochs,
+        extra=["--precision=" + precision] + bench_util.model_flags(model) +
+        self.data_flags + list(extra)))
+    return bench_util.run_rate(train_dir)
 
-  def peer(self, label, family, phase, extra=(), epochs=2):
-    """A keras_peer.py run; its JSON."""
+  def peer(self, label, model, phase, extra=(), epochs=None):
+    """A keras_peer.py run of `model`'s family (--epochs runs); its JSON."""
     out = self.path("peer.json")
     self.rss.run(label, bench_util.peer_command(
-        family, phase, out, epochs=epochs,
-        learning_rate=bench_util.STUDENTS[family][1],
-        extra=self.data_flags + list(extra)))
+        bench_util.PEER_PHASES[model][0], phase, out,
+        epochs=epochs or FLAGS.epochs,
+        learning_rate=bench_util.learning_rate(model),
+        extra=bench_util.model_flags(model) + self.data_flags + list(extra)))
     result = bench_util.read_json(out)
     self.keras_version = result.get("keras_version")
     return result
@@ -255,7 +265,7 @@ def train_row(bench, model, precision, flops, keep_for_latency):
   With keep_for_latency, our checkpoint stays for the latency row and the
   peer also times inference (and, in repeat 0, converts to TFLite).
   """
-  family, phase = bench_util.PEER_PHASES[model]
+  _, phase = bench_util.PEER_PHASES[model]
   name = "train/%s%s" % (model, "" if precision == "float32" else
                          "/" + precision)
 
@@ -277,7 +287,7 @@ def train_row(bench, model, precision, flops, keep_for_latency):
       if repeat == 0:
         extra += ["--tflite", "--tflite_dir=" + bench.path("peer_tflite")]
     result = bench.peer("keras_peer.py %s%s" % (model, _suffix(precision)),
-                        family, phase, extra)
+                        model, phase, extra)
     if keep_for_latency:
       bench.peer_outputs[(model, repeat)] = result
     return figures(bench_util.peer_rate(result, phase))
@@ -325,7 +335,7 @@ def time_session(model, train_dir, repeats):
   # pylint: enable=g-import-not-at-top
   spec = checkpoints.read_model_spec(train_dir)
   stats = latency.latency_stats(
-      nets_factory.get_network_fn(model),
+      nets_factory.get_network_fn(model, **spec["model_options"]),
       checkpoints.resolve_checkpoint(train_dir), spec["image_shape"],
       spec["num_classes"], batch_sizes=LATENCY_BATCHES, repeats=repeats,
       scope=model)
@@ -392,7 +402,7 @@ def latency_row(bench, model):
 
 def distill_row(bench, family, teacher, precision, modes):
   """Our online/cached distillation and the peer's Distiller: ex/s."""
-  student = bench_util.STUDENTS[family][0]
+  student = bench_util.STUDENTS[family]
   name = "distill/%s%s" % (family, "" if precision == "float32" else
                            "/" + precision)
 
@@ -413,7 +423,7 @@ def distill_row(bench, family, teacher, precision, modes):
   def peer(repeat):
     del repeat
     result = bench.peer(
-        "keras_peer.py %s distill%s" % (family, _suffix(precision)), family,
+        "keras_peer.py %s distill%s" % (family, _suffix(precision)), student,
         "distill", ["--teacher_weights=" + teacher["peer"]] +
         _peer_precision_flags(precision))
     return {"examples_per_sec": bench_util.peer_rate(result, "distill")}
@@ -467,13 +477,13 @@ def find_or_make_teachers(bench):
       bench.rss.run("train.py %s (speed-only teacher)" % teacher,
                     bench_util.train_command(
                         "train", teacher, entry["ours"],
-                        bench_util.STUDENTS[family][1],
+                        bench_util.learning_rate(teacher),
                         extra=["--max_steps=%d" % SPEED_ONLY_TEACHER_STEPS] +
                         bench.data_flags))
     if not os.path.isfile(entry["peer"]):
       entry.update(peer=bench.path("peer_%s.weights.h5" % teacher),
                    peer_made_for_speed_only=True)
-      bench.peer("keras_peer.py %s (speed-only teacher)" % teacher, family,
+      bench.peer("keras_peer.py %s (speed-only teacher)" % teacher, teacher,
                  "teacher", ["--save_teacher_weights=" + entry["peer"]],
                  epochs=1)
     out[family] = entry
@@ -485,8 +495,8 @@ def fill_logits_caches(bench, teachers):
   for family in FLAGS.families:
     train_dir = bench.path("fill_" + family)
     bench.rss.run("distill.py %s cache fill" % family, bench_util.train_command(
-        "distill", bench_util.STUDENTS[family][0], train_dir,
-        bench_util.STUDENTS[family][1],
+        "distill", bench_util.STUDENTS[family], train_dir,
+        bench_util.LEARNING_RATES[family],
         extra=bench_util.distill_flags(
             family + "_teacher", teachers[family]["ours"],
             cache=bench.path(family + "_logits.npz")) + ["--max_steps=1"] +
@@ -594,7 +604,8 @@ def _header():
       "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
       "machine": machine(), "tensorflow_version": tf.__version__,
       "load_average_before": list(os.getloadavg()),
-      "repeats": FLAGS.repeats, "what": FLAGS.what, "models": FLAGS.models,
+      "repeats": FLAGS.repeats, "epochs": FLAGS.epochs, "what": FLAGS.what,
+      "models": FLAGS.models, "model_options": bench_util.MODEL_OPTIONS,
       "families": FLAGS.families, "precisions": FLAGS.precisions,
       "bfloat16_rows": FLAGS.bfloat16_rows,
       "latency_repeats": FLAGS.latency_repeats,
@@ -612,8 +623,8 @@ def _flops(models, splits):
   # pylint: enable=g-import-not-at-top
   return {m: model_stats.flops_per_example(
       lambda images, num_classes, is_training, m=m:
-      nets_factory.get_network_fn(m)(images, num_classes,
-                                     is_training=is_training, scope=m),
+      nets_factory.get_network_fn(m, **bench_util.MODEL_OPTIONS.get(m, {}))(
+          images, num_classes, is_training=is_training, scope=m),
       splits.image_shape, splits.num_classes) for m in models}
 
 

@@ -43,7 +43,8 @@ def _time_peer(model):
   family, phase = bench_util.PEER_PHASES[model]
   out = tempfile.mktemp(prefix="peer_%s_" % model, suffix=".json")
   command = bench_util.peer_command(family, phase, out, epochs=FLAGS.epochs,
-                                    learning_rate=LEARNING_RATE)
+                                    learning_rate=LEARNING_RATE,
+                                    extra=bench_util.model_flags(model))
   rss = bench_util.run_child(command)
   result = bench_util.read_json(out)["phases"][phase]
   os.remove(out)
@@ -59,7 +60,8 @@ def main(argv):
   for model in FLAGS.models:
     train_dir = tempfile.mkdtemp(prefix="speed_%s_" % model)
     rss = bench_util.run_child(bench_util.train_command(
-        "train", model, train_dir, LEARNING_RATE, epochs=FLAGS.epochs))
+        "train", model, train_dir, LEARNING_RATE, epochs=FLAGS.epochs,
+        extra=bench_util.model_flags(model)))
     metrics = bench_util.read_json(os.path.join(train_dir, "metrics.json"))
     shutil.rmtree(train_dir, ignore_errors=True)
     rates = [h["examples_per_sec"] for h in metrics["history"]]

@@ -266,3 +266,40 @@ def test_tflite_files_are_saved_when_asked(tmp_path):
     path = tmp_path / ('band_%s.tflite' % mode)
     assert result[mode]['path'] == str(path)
     assert path.stat().st_size == result[mode]['bytes']
+
+
+@pytest.mark.parametrize('width', [0.25, 0.5])
+def test_mobilenet_v1_computes_the_toolkit_network(width):
+  """Our mobilenet_v1's variables, copied in order, give the same logits."""
+  from distill_v1.compat import tf  # pylint: disable=g-import-not-at-top
+  from distill_v1.models import nets_factory  # pylint: disable=g-import-not-at-top
+  rng = np.random.RandomState(3)
+  images = rng.uniform(size=(5, 28, 28, 1)).astype(np.float32)
+  with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
+    logits, _ = nets_factory.get_network_fn(
+        'mobilenet_v1', width_multiplier=width)(
+            tf.constant(images), 10, is_training=False)
+    sess.run(tf.compat.v1.global_variables_initializer())
+    variables = tf.compat.v1.global_variables()
+    values = []
+    for variable in variables:  # Batch norm starts constant: randomise it.
+      value = sess.run(variable)
+      name = variable.op.name.rsplit('/', 1)[-1]
+      if name in ('gamma', 'moving_variance'):
+        value = rng.uniform(0.5, 1.5, value.shape).astype(np.float32)
+      elif name in ('beta', 'moving_mean', 'bias'):
+        value = rng.normal(0, 0.1, value.shape).astype(np.float32)
+      variable.load(value, sess)
+      values.append(value)
+    expected = sess.run(logits)
+  model = keras_peer.build_model('mobilenet_v1', width_multiplier=width)
+  assert [tuple(w.shape) for w in model.weights] == [v.shape for v in values]
+  model.set_weights(values)
+  actual = np.asarray(model(images, training=False))
+  assert np.std(expected) > 1e-3
+  np.testing.assert_allclose(actual, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_mobilenet_v1_width_is_checked():
+  with pytest.raises(errors.ConfigError, match='width_multiplier'):
+    keras_peer.build_model('mobilenet_v1', width_multiplier=0)

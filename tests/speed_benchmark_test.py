@@ -37,6 +37,33 @@ def test_ratio_is_of_medians_not_of_means():
   assert bench_util.ratio_of_medians(ours, peer) == 2.75
 
 
+def test_sustained_rate_is_later_epochs_examples_over_their_seconds():
+  # 60,000 examples per epoch: 30 s at 2,000/s and 20 s at 3,000/s are
+  # 120,000 examples in 50 s; the first (warm-up) epoch does not count.
+  assert bench_util.sustained_rate([100.0, 2000.0, 3000.0]) == pytest.approx(
+      2400.0)
+  assert bench_util.sustained_rate([100.0, 5000.0]) == 5000.0
+  with pytest.raises(ValueError, match=">= 2 epochs"):
+    bench_util.sustained_rate([100.0])
+
+
+def test_run_rate_and_peer_rate_read_every_epoch(tmp_path):
+  with open(os.path.join(str(tmp_path), "metrics.json"), "w") as f:
+    json.dump({"history": [{"examples_per_sec": r}
+                           for r in (10.0, 2000.0, 3000.0)]}, f)
+  assert bench_util.run_rate(str(tmp_path)) == pytest.approx(2400.0)
+  peer = {"phases": {"student": {"examples_per_sec": [10.0, 1000.0, 3000.0]}}}
+  assert bench_util.peer_rate(peer, "student") == pytest.approx(1500.0)
+
+
+def test_mobilenet_rows_give_both_sides_the_same_width():
+  assert bench_util.model_flags("mobilenet_v1") == ["--width_multiplier=0.5"]
+  assert bench_util.model_flags("cnn_student") == []
+  assert bench_util.learning_rate("mlp_teacher") == 0.1
+  assert bench_util.learning_rate("cnn_student") == 0.05
+  assert bench_util.PEER_PHASES["mobilenet_v1"] == ("mobilenet", "teacher")
+
+
 def test_interleave_runs_every_row_before_the_next_repeat():
   calls, saved = [], []
   values = {("a", "ours"): [10, 30, 20], ("a", "peer"): [5, 6, 7],
@@ -294,6 +321,17 @@ def test_report_tables_hold_medians_ranges_and_ratios():
     assert line in text, line
 
 
+def test_splice_of_a_second_section_leaves_the_first_alone():
+  first = speed_report.splice("", "run one\n")
+  both = speed_report.splice(first, "run two\n", section="train")
+  begin, end = speed_report.markers("train")
+  assert "%s\nrun two\n%s\n" % (begin, end) in both
+  assert "%s\nrun one\n%s\n" % (speed_report.BEGIN, speed_report.END) in both
+  again = speed_report.splice(both, "run three\n", section="train")
+  assert "run two" not in again and "run one" in again
+  assert again.count(begin) == 1
+
+
 def test_splice_keeps_the_analysis_and_adds_the_why_section_once():
   document = ("intro\n%s\nold table\n%s\n## Why targets are missed\n\n"
               "Because.\n" % (speed_report.BEGIN, speed_report.END))
@@ -369,3 +407,31 @@ def test_speed_py_end_to_end_on_a_tiny_idx_data_set(tmp_path):
     assert 50 < results["peak_rss_mb"][label]["max"] < 4000, label
   text = speed_report.render(results)
   assert text.count("| met |") + text.count("| **missed** |") == 7
+
+
+@pytest.mark.slow
+def test_speed_py_mobilenet_train_row_on_a_tiny_idx_data_set(tmp_path):
+  from distill_v1.evaluation import model_stats  # pylint: disable=g-import-not-at-top
+  from distill_v1.models import nets_factory  # pylint: disable=g-import-not-at-top
+  data_dir, _ = testing_utils.write_fashion_mnist_idx(
+      str(tmp_path / "data"), num_train=256, num_test=64)
+  out = tmp_path / "speed.json"
+  run = subprocess.run(
+      [sys.executable, "benchmarks/speed.py", "--repeats=1", "--epochs=2",
+       "--what=train", "--models=mobilenet_v1", "--data_dir=" + data_dir,
+       "--output_json=" + str(out)],
+      cwd=ROOT, capture_output=True, text=True, check=False, timeout=900)
+  assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+  results = json.loads(out.read_text())
+  sides = results["rows"]["train/mobilenet_v1"]
+  assert sides["ours"]["examples_per_sec"]["median"] > 0
+  assert sides["peer"]["examples_per_sec"]["median"] > 0
+  assert results["epochs"] == 2
+
+  def flops(width):
+    return model_stats.flops_per_example(
+        nets_factory.get_network_fn("mobilenet_v1", width_multiplier=width),
+        (28, 28, 1), 10)
+
+  assert results["flops_per_example"]["mobilenet_v1"] == flops(0.5)
+  assert flops(0.5) < 0.5 * flops(1.0)
