@@ -95,6 +95,9 @@ def define_flags():
                     ", ".join(WHAT))
   flags.DEFINE_list("models", sorted(bench_util.PEER_PHASES),
                     "Models of the train and latency rows.")
+  flags.DEFINE_list("latency_models", None, "If set, only these of --models "
+                    "get latency rows (e.g. a model new since the last "
+                    "full run); default: all of --models.")
   flags.DEFINE_list("families", sorted(bench_util.STUDENTS),
                     "Families of the distill rows (teacher -> student).")
   flags.DEFINE_list("precisions", ["float32"], "float32, and bfloat16 to "
@@ -117,6 +120,11 @@ def define_flags():
   flags.DEFINE_string("data_dir", None, "Folder with the data set files.")
   flags.DEFINE_string("output_json", "docs/benchmarks/speed.json",
                       "Where the results go (rewritten after each repeat).")
+  flags.register_validator(
+      "latency_models", lambda v: v is None or set(v) <= set(
+          bench_util.PEER_PHASES),
+      message="--latency_models takes some of %s" % ", ".join(
+          sorted(bench_util.PEER_PHASES)))
   choices = {"what": WHAT, "models": tuple(bench_util.PEER_PHASES),
              "families": tuple(bench_util.STUDENTS), "precisions": PRECISIONS}
   for name, allowed in choices.items():
@@ -441,9 +449,11 @@ def rows_to_run(bench, splits, teachers, flops):
     rows.append(input_row(splits))
   if what & {"train", "latency"}:
     for model in FLAGS.models:
+      timed = "latency" in what and (FLAGS.latency_models is None or
+                                     model in FLAGS.latency_models)
       rows.append(train_row(bench, model, "float32", flops[model],
-                            keep_for_latency="latency" in what))
-      if "latency" in what:
+                            keep_for_latency=timed))
+      if timed:
         rows.append(latency_row(bench, model))
       if bf16 and model in FLAGS.bfloat16_rows:
         rows.append(train_row(bench, model, "bfloat16", flops[model], False))
@@ -605,7 +615,8 @@ def _header():
       "machine": machine(), "tensorflow_version": tf.__version__,
       "load_average_before": list(os.getloadavg()),
       "repeats": FLAGS.repeats, "epochs": FLAGS.epochs, "what": FLAGS.what,
-      "models": FLAGS.models, "model_options": bench_util.MODEL_OPTIONS,
+      "models": FLAGS.models, "latency_models": FLAGS.latency_models,
+      "model_options": bench_util.MODEL_OPTIONS,
       "families": FLAGS.families, "precisions": FLAGS.precisions,
       "bfloat16_rows": FLAGS.bfloat16_rows,
       "latency_repeats": FLAGS.latency_repeats,

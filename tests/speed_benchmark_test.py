@@ -410,7 +410,7 @@ def test_speed_py_end_to_end_on_a_tiny_idx_data_set(tmp_path):
 
 
 @pytest.mark.slow
-def test_speed_py_mobilenet_train_row_on_a_tiny_idx_data_set(tmp_path):
+def test_speed_py_mobilenet_rows_on_a_tiny_idx_data_set(tmp_path):
   from distill_v1.evaluation import model_stats  # pylint: disable=g-import-not-at-top
   from distill_v1.models import nets_factory  # pylint: disable=g-import-not-at-top
   data_dir, _ = testing_utils.write_fashion_mnist_idx(
@@ -418,7 +418,9 @@ def test_speed_py_mobilenet_train_row_on_a_tiny_idx_data_set(tmp_path):
   out = tmp_path / "speed.json"
   run = subprocess.run(
       [sys.executable, "benchmarks/speed.py", "--repeats=1", "--epochs=2",
-       "--what=train", "--models=mobilenet_v1", "--data_dir=" + data_dir,
+       "--what=train,latency", "--models=mobilenet_v1,cnn_student",
+       "--latency_models=mobilenet_v1", "--latency_repeats=3",
+       "--data_dir=" + data_dir,
        "--output_json=" + str(out)],
       cwd=ROOT, capture_output=True, text=True, check=False, timeout=900)
   assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
@@ -427,6 +429,14 @@ def test_speed_py_mobilenet_train_row_on_a_tiny_idx_data_set(tmp_path):
   assert sides["ours"]["examples_per_sec"]["median"] > 0
   assert sides["peer"]["examples_per_sec"]["median"] > 0
   assert results["epochs"] == 2
+  # Only --latency_models get latency rows; cnn_student is trained only.
+  assert sorted(results["rows"]) == ["latency/mobilenet_v1",
+                                     "train/cnn_student",
+                                     "train/mobilenet_v1"]
+  latency = results["rows"]["latency/mobilenet_v1"]
+  for side, runtime in (("ours", "frozen_graph"), ("ours", "tflite_int8"),
+                        ("peer", "keras_call"), ("peer", "tflite_int8")):
+    assert latency[side]["batch_1/%s/median_us" % runtime]["median"] > 0
 
   def flops(width):
     return model_stats.flops_per_example(

@@ -510,8 +510,9 @@ def train(model_fn, splits, config, model_spec, stream=None,
 
   Returns:
     The dict written to `metrics.json`: model, global_step, epoch,
-    test_accuracy, test_loss, examples_per_sec, validation_accuracy (or
-    None), history.
+    test_accuracy, test_loss, examples_per_sec (median over the epochs
+    after the first of each epoch's examples over the wall time of its
+    steps), validation_accuracy (or None), history.
 
   Raises:
     ConfigError, DataError, CheckpointError: bad configuration or inputs
@@ -611,16 +612,18 @@ def train(model_fn, splits, config, model_spec, stream=None,
             sess.run(window.reset)
             epoch_text = "epoch %d/%d" % (epoch + 1, num_epochs)
             log.restart_window()
-            epoch_start_time, epoch_examples, train_time = time.time(), 0, 0.0
+            epoch_start_time, epoch_examples = time.time(), 0
+            # examples/sec is of the wall time of the epoch's steps, Python
+            # between them included (evaluation and the epoch-end
+            # checkpoint not).
+            steps_start_time = time.time()
             while step < epoch_end:
               want_summary = (config.summary_every_steps > 0 and
                               (step + 1) % config.summary_every_steps == 0)
               fetches = [train_op, loss_tensor]
               if want_summary:
                 fetches.append(summary_op)
-              t0 = time.time()
               results = sess.run(fetches)
-              train_time += time.time() - t0
               # Only an epoch's last batch is short.
               batch = min(config.batch_size, train_input.num_examples -
                           (step - epoch * steps_per_epoch) * config.batch_size)
@@ -649,6 +652,7 @@ def train(model_fn, splits, config, model_spec, stream=None,
               if (config.save_every_steps and step % config.save_every_steps == 0
                   and step < epoch_end):
                 saver.save(sess, prefix, global_step=step)
+            train_time = time.time() - steps_start_time
             examples_per_sec = epoch_examples / train_time if train_time else 0.0
             saver.save(sess, prefix, global_step=step)
             entry = collections.OrderedDict([
