@@ -109,6 +109,12 @@ def define_flags():
                     "(distill rows).")
   flags.DEFINE_integer("repeats", 5, "Interleaved repeats of every row.",
                        lower_bound=1)
+  flags.DEFINE_integer(
+      "train_examples", None, "If set, every run trains on the first N "
+      "training examples of --dataset (IDX files written to the scratch "
+      "folder, test split whole), so that 5 repeats of a slow model fit in "
+      "a session; examples/sec does not depend on how many there are.",
+      lower_bound=1)
   flags.DEFINE_integer("epochs", 3, "Epochs of every training and "
                        "distillation run; the figure is the sustained rate "
                        "of the epochs after the first.", lower_bound=2)
@@ -603,6 +609,34 @@ def summarize_run(samples, order, repeats_done, bench):
   }
 
 
+def write_training_subset(splits, num_examples, folder):
+  """IDX files of the first `num_examples` training examples of `splits`.
+
+  Args:
+    splits: a DataSplits with float32 images [N, H, W, 1] in [0, 1] that are
+      uint8 / 255 (as every IDX data set is loaded).
+    num_examples: training examples to keep (the test split is kept whole).
+    folder: created; gets the four gzip IDX files a --data_dir holds.
+
+  Returns:
+    folder.
+  """
+  # pylint: disable=g-import-not-at-top
+  import numpy as np
+  from distill_v1.data import idx
+  # pylint: enable=g-import-not-at-top
+  os.makedirs(folder)
+  for prefix, images, labels in (
+      ("train", splits.train_images[:num_examples],
+       splits.train_labels[:num_examples]),
+      ("t10k", splits.test_images, splits.test_labels)):
+    idx.write_idx(os.path.join(folder, prefix + "-images-idx3-ubyte.gz"),
+                  np.round(images[..., 0] * 255.0).astype(np.uint8))
+    idx.write_idx(os.path.join(folder, prefix + "-labels-idx1-ubyte.gz"),
+                  labels.astype(np.uint8))
+  return folder
+
+
 def _header():
   """What the run is: command, machine, versions, flags, load before."""
   from distill_v1.compat import tf  # pylint: disable=g-import-not-at-top
@@ -614,7 +648,8 @@ def _header():
       "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
       "machine": machine(), "tensorflow_version": tf.__version__,
       "load_average_before": list(os.getloadavg()),
-      "repeats": FLAGS.repeats, "epochs": FLAGS.epochs, "what": FLAGS.what,
+      "repeats": FLAGS.repeats, "epochs": FLAGS.epochs,
+      "train_examples": FLAGS.train_examples, "what": FLAGS.what,
       "models": FLAGS.models, "latency_models": FLAGS.latency_models,
       "model_options": bench_util.MODEL_OPTIONS,
       "families": FLAGS.families, "precisions": FLAGS.precisions,
@@ -650,6 +685,12 @@ def main(argv):
   try:
     bench = Bench(scratch, data_flags, FLAGS.latency_repeats)
     splits = datasets.load_dataset(FLAGS.dataset, data_dir=FLAGS.data_dir)
+    if FLAGS.train_examples:
+      subset_dir = write_training_subset(splits, FLAGS.train_examples,
+                                         bench.path("data"))
+      bench.data_flags = ["--dataset=" + FLAGS.dataset,
+                          "--data_dir=" + subset_dir]
+      splits = datasets.load_dataset(FLAGS.dataset, data_dir=subset_dir)
     results["flops_per_example"] = _flops(FLAGS.models, splits)
     teachers = {}
     if "distill" in FLAGS.what:

@@ -64,6 +64,19 @@ def test_mobilenet_rows_give_both_sides_the_same_width():
   assert bench_util.PEER_PHASES["mobilenet_v1"] == ("mobilenet", "teacher")
 
 
+def test_training_subset_holds_the_first_examples_exactly(tmp_path):
+  from distill_v1.data import datasets  # pylint: disable=g-import-not-at-top
+  data_dir, _ = testing_utils.write_fashion_mnist_idx(
+      str(tmp_path / "data"), num_train=50, num_test=20)
+  splits = datasets.load_dataset("fashion_mnist", data_dir=data_dir)
+  folder = speed.write_training_subset(splits, 30, str(tmp_path / "subset"))
+  subset = datasets.load_dataset("fashion_mnist", data_dir=folder)
+  np.testing.assert_array_equal(subset.train_images, splits.train_images[:30])
+  np.testing.assert_array_equal(subset.train_labels, splits.train_labels[:30])
+  np.testing.assert_array_equal(subset.test_images, splits.test_images)
+  np.testing.assert_array_equal(subset.test_labels, splits.test_labels)
+
+
 def test_interleave_runs_every_row_before_the_next_repeat():
   calls, saved = [], []
   values = {("a", "ours"): [10, 30, 20], ("a", "peer"): [5, 6, 7],
@@ -420,6 +433,7 @@ def test_speed_py_mobilenet_rows_on_a_tiny_idx_data_set(tmp_path):
       [sys.executable, "benchmarks/speed.py", "--repeats=1", "--epochs=2",
        "--what=train,latency", "--models=mobilenet_v1,cnn_student",
        "--latency_models=mobilenet_v1", "--latency_repeats=3",
+       "--train_examples=200",
        "--data_dir=" + data_dir,
        "--output_json=" + str(out)],
       cwd=ROOT, capture_output=True, text=True, check=False, timeout=900)
@@ -428,7 +442,7 @@ def test_speed_py_mobilenet_rows_on_a_tiny_idx_data_set(tmp_path):
   sides = results["rows"]["train/mobilenet_v1"]
   assert sides["ours"]["examples_per_sec"]["median"] > 0
   assert sides["peer"]["examples_per_sec"]["median"] > 0
-  assert results["epochs"] == 2
+  assert results["epochs"] == 2 and results["train_examples"] == 200
   # Only --latency_models get latency rows; cnn_student is trained only.
   assert sorted(results["rows"]) == ["latency/mobilenet_v1",
                                      "train/cnn_student",
