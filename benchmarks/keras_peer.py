@@ -236,13 +236,13 @@ def build_model(name, weight_decay=0.0, width_multiplier=1.0):
   elif name == 'cnn_student':
     model = _cnn((16, 32), 3, 0, regularizer, name)
   else:
-    if not width_multiplier > 0:
-      raise errors.ConfigError('width_multiplier must be > 0, got %r'
-                               % (width_multiplier,))
-    model = _mobilenet_v1(width_multiplier, regularizer, name)
-    count = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+    # The toolkit's network checks the width (ConfigError) and gives the
+    # count to match: trainable ones, as Keras also counts batch norm's
+    # moving statistics.
     expected = toolkit_trainable_params(name,
                                         width_multiplier=width_multiplier)
+    model = _mobilenet_v1(width_multiplier, regularizer, name)
+    count = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
     if count != expected:
       raise errors.ConfigError(
           'Keras model %s has %d trainable parameters, the toolkit\'s %d'

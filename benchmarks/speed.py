@@ -690,7 +690,9 @@ def main(argv):
                                          bench.path("data"))
       bench.data_flags = ["--dataset=" + FLAGS.dataset,
                           "--data_dir=" + subset_dir]
-      splits = datasets.load_dataset(FLAGS.dataset, data_dir=subset_dir)
+      splits = splits._replace(
+          train_images=splits.train_images[:FLAGS.train_examples],
+          train_labels=splits.train_labels[:FLAGS.train_examples])
     results["flops_per_example"] = _flops(FLAGS.models, splits)
     teachers = {}
     if "distill" in FLAGS.what:

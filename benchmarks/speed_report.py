@@ -53,7 +53,6 @@ INPUT_MULTIPLE = 10.0
 CNN_DISTILL_RSS_MB = 1500.0
 
 
-
 def markers(section="tables"):
   """(BEGIN, END) comment lines around the block named `section`."""
   return ("<!-- BEGIN speed_report %s -->" % section,

@@ -612,11 +612,10 @@ def train(model_fn, splits, config, model_spec, stream=None,
             sess.run(window.reset)
             epoch_text = "epoch %d/%d" % (epoch + 1, num_epochs)
             log.restart_window()
-            epoch_start_time, epoch_examples = time.time(), 0
             # examples/sec is of the wall time of the epoch's steps, Python
             # between them included (evaluation and the epoch-end
             # checkpoint not).
-            steps_start_time = time.time()
+            epoch_start_time, epoch_examples = time.time(), 0
             while step < epoch_end:
               want_summary = (config.summary_every_steps > 0 and
                               (step + 1) % config.summary_every_steps == 0)
@@ -652,7 +651,7 @@ def train(model_fn, splits, config, model_spec, stream=None,
               if (config.save_every_steps and step % config.save_every_steps == 0
                   and step < epoch_end):
                 saver.save(sess, prefix, global_step=step)
-            train_time = time.time() - steps_start_time
+            train_time = time.time() - epoch_start_time
             examples_per_sec = epoch_examples / train_time if train_time else 0.0
             saver.save(sess, prefix, global_step=step)
             entry = collections.OrderedDict([
