@@ -6,7 +6,8 @@ alone, or a student distilled from a teacher), every option set is timed in
 turn, `--repeats` times round-robin, in one process over one graph per
 option set; each timing is `--steps` steps after 30 warm-up steps of the
 training loop's own graph (`loop.build_train_graph`, the step fetching its
-loss as the loop does). TF_XLA_FLAGS=--tf_xla_cpu_global_jit is set before
+loss through `sess.make_callable` as the loop does; "sessrun" and "nofused"
+option sets time `sess.run` and --nofused_updates instead). TF_XLA_FLAGS=--tf_xla_cpu_global_jit is set before
 TensorFlow is imported, so the xla rows compile; the others leave
 global_jit_level off and do not.
 
@@ -71,11 +72,18 @@ LEARNING_RATES = {"mlp": 0.1, "cnn": 0.05}
 
 
 def parse_option(text):
-  """"2/1/xla" -> dict(intra_op_threads=2, inter_op_threads=1, xla=True)."""
+  """"2/1/xla" -> dict(intra_op_threads=2, inter_op_threads=1, xla=True, ...).
+
+  Besides xla and bfloat16, "nofused" builds the step with
+  --nofused_updates and "sessrun" runs it with `sess.run(fetches)` instead
+  of the training loop's `sess.make_callable(fetches)`.
+  """
   parts = text.split("/")
   return {"intra_op_threads": int(parts[0]), "inter_op_threads": int(parts[1]),
           "xla": "xla" in parts[2:],
-          "precision": "bfloat16" if "bfloat16" in parts[2:] else "float32"}
+          "precision": "bfloat16" if "bfloat16" in parts[2:] else "float32",
+          "fused_updates": "nofused" not in parts[2:],
+          "callable": "sessrun" not in parts[2:]}
 
 
 def _teacher_checkpoint(model, splits):
@@ -110,10 +118,14 @@ class _Timer(object):
 
   def __init__(self, case, splits, option):
     self.graph = tf.Graph()
+    option = dict(option)
+    fused_updates = option.pop("fused_updates")
+    use_callable = option.pop("callable")
     with self.graph.as_default():
       family = case.partition("<")[0].split("_")[0]
       config = loop.TrainConfig(train_dir="unused", epochs=10,
-                                learning_rate=LEARNING_RATES[family])
+                                learning_rate=LEARNING_RATES[family],
+                                fused_updates=fused_updates)
       g = loop.build_train_graph(_model_fn(case, splits), splits, config)
       self.fetch = [g.train_op, g.scalars["loss"]]
       self.sess = tf.compat.v1.Session(
@@ -126,11 +138,13 @@ class _Timer(object):
       self.train_input = g.train_input
       input_pipeline.start_epoch(self.sess, g.train_input, 0)
       self.batch_size = config.batch_size
+      self.run_step = (self.sess.make_callable(self.fetch) if use_callable
+                       else functools.partial(self.sess.run, self.fetch))
       self.steps(30)
 
   def steps(self, count):
     for _ in range(count):
-      self.sess.run(self.fetch)
+      self.run_step()
 
   def trace(self, count, top=12):
     """Top ops by summed time over `count` traced steps: [(op kind, %, us)].

@@ -116,7 +116,7 @@ def test_flags_reach_the_training_config(tmp_path):
            "--max_steps=99", "--intra_op_threads=2", "--inter_op_threads=1",
            "--model=mobilenet_v1", "--width_multiplier=0.25",
            "--deterministic", "--divergence_factor=20",
-           "--precision=bfloat16", "--xla"])
+           "--precision=bfloat16", "--xla", "--nofused_updates"])
     config = train.common_flags.training_config()
     options = train.common_flags.model_options()
   assert config._asdict() == dict(
@@ -127,7 +127,8 @@ def test_flags_reach_the_training_config(tmp_path):
       save_every_steps=50, log_every_steps=5, summary_every_steps=6,
       eval_batch_size=250, max_to_keep=3, intra_op_threads=2,
       inter_op_threads=1, max_steps=99, deterministic=True,
-      divergence_factor=20.0, precision="bfloat16", xla=True)
+      divergence_factor=20.0, precision="bfloat16", xla=True,
+      fused_updates=False)
   assert options == {"width_multiplier": 0.25}
 
 

@@ -9,6 +9,7 @@ import math
 
 from distill_v1 import errors
 from distill_v1.compat import tf
+from distill_v1.training import fused_sgd
 
 OPTIMIZERS = ("sgd", "momentum", "adam", "rmsprop")
 LEARNING_RATE_DECAYS = ("none", "exponential", "piecewise", "cosine")
@@ -96,7 +97,7 @@ def learning_rate_schedule(base_rate, decay, global_step, total_steps,
   return tf.identity(rate, name="learning_rate")
 
 
-def make_optimizer(name, learning_rate, momentum=0.9):
+def make_optimizer(name, learning_rate, momentum=0.9, fused=False):
   """Returns a `tf.compat.v1.train.Optimizer`.
 
   Args:
@@ -104,6 +105,9 @@ def make_optimizer(name, learning_rate, momentum=0.9):
       article's), "momentum" MomentumOptimizer with `momentum`.
     learning_rate: float or float32 scalar tensor.
     momentum: float in [0, 1), for "momentum" and "rmsprop".
+    fused: with "sgd", a `fused_sgd.FusedGradientDescentOptimizer` (a
+      GradientDescentOptimizer that folds MatMul gradients into the update);
+      ignored by the others.
 
   Raises:
     ConfigError: an unknown name or momentum outside [0, 1).
@@ -111,6 +115,8 @@ def make_optimizer(name, learning_rate, momentum=0.9):
   check_optimizer(name, momentum)
   train = tf.compat.v1.train
   if name == "sgd":
+    if fused:
+      return fused_sgd.FusedGradientDescentOptimizer(learning_rate)
     return train.GradientDescentOptimizer(learning_rate)
   if name == "momentum":
     return train.MomentumOptimizer(learning_rate, momentum)
