@@ -184,7 +184,10 @@ class Divergence(object):
     """None if `loss` is fine (and remembered), else why it is not."""
     if not math.isfinite(loss):
       return "loss became %s" % loss
-    if self.factor and len(self._recent) >= DIVERGENCE_MIN_STEPS:
+    # The limit is at least factor * DIVERGENCE_MEDIAN_FLOOR, so a loss
+    # under that needs no median (11 us a step otherwise).
+    if (self.factor and len(self._recent) >= DIVERGENCE_MIN_STEPS and
+        loss > self.factor * DIVERGENCE_MEDIAN_FLOOR):
       median = float(np.median(self._recent))
       limit = self.factor * max(median, DIVERGENCE_MEDIAN_FLOOR)
       if loss > limit:
