@@ -146,8 +146,8 @@ def define_training_flags(default_model=None, default_learning_rate=0.1):
       "fused_updates", True,
       "With --optimizer=sgd: update each kernel whose gradient is one MatMul "
       "as W + x^T @ (-lr * dy) in one expression instead of writing the "
-      "gradient out first (the same update up to float rounding, 3% faster "
-      "on mlp_student). --nofused_updates uses GradientDescentOptimizer's "
+      "gradient out first (the same update up to float rounding; 4% faster "
+      "steps on mlp_student, 6% on mlp_teacher). --nofused_updates uses GradientDescentOptimizer's "
       "own update for every variable.")
   flags.DEFINE_integer(
       "seed", 0,

@@ -609,8 +609,8 @@ def train(model_fn, splits, config, model_spec, stream=None,
         scalar_names = list(scalars.keys())
         # Each step fetches only its loss (for the divergence check); the
         # other scalars are summed in the graph and fetched per progress line.
-        # Callables skip sess.run's per-call fetch parsing (0.25 ms of a
-        # 4.4 ms mlp_student step, docs/benchmarks.md).
+        # Callables skip sess.run's per-call fetch parsing (4% of an
+        # mlp_student step, docs/benchmarks.md).
         loss_tensor = scalars["loss"]
         run_step = sess.make_callable([train_op, loss_tensor])
         run_step_with_summary = sess.make_callable(
