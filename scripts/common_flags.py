@@ -147,8 +147,8 @@ def define_training_flags(default_model=None, default_learning_rate=0.1):
       "With --optimizer=sgd: update each kernel whose gradient is one MatMul "
       "as W + x^T @ (-lr * dy) in one expression instead of writing the "
       "gradient out first (the same update up to float rounding; 4% faster "
-      "steps on mlp_student, 6% on mlp_teacher). --nofused_updates uses GradientDescentOptimizer's "
-      "own update for every variable.")
+      "steps on mlp_student, 6% on mlp_teacher). --nofused_updates uses "
+      "GradientDescentOptimizer's own update for every variable.")
   flags.DEFINE_integer(
       "seed", 0,
       "Seed of initialisation, shuffle order and dropout (all stateless).")
