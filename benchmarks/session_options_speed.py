@@ -7,9 +7,9 @@ turn, `--repeats` times round-robin, in one process over one graph per
 option set; each timing is `--steps` steps after 30 warm-up steps of the
 training loop's own graph (`loop.build_train_graph`, the step fetching its
 loss through `sess.make_callable` as the loop does; "sessrun" and "nofused"
-option sets time `sess.run` and --nofused_updates instead). TF_XLA_FLAGS=--tf_xla_cpu_global_jit is set before
-TensorFlow is imported, so the xla rows compile; the others leave
-global_jit_level off and do not.
+option sets time `sess.run` and --nofused_updates instead).
+TF_XLA_FLAGS=--tf_xla_cpu_global_jit is set before TensorFlow is imported,
+so the xla rows compile; the others leave global_jit_level off and do not.
 
 Throughput does not depend on the weights' values: a teacher is any
 checkpoint of the right model (`--teacher_dir/<model>`, or a freshly
@@ -118,7 +118,6 @@ class _Timer(object):
 
   def __init__(self, case, splits, option):
     self.graph = tf.Graph()
-    option = dict(option)
     fused_updates = option.pop("fused_updates")
     use_callable = option.pop("callable")
     with self.graph.as_default():

@@ -1,4 +1,4 @@
-"""Tests of distill_v1.training.fused_sgd against numpy and the plain optimizer."""
+"""Tests of distill_v1.training.fused_sgd against numpy and plain SGD."""
 
 import numpy as np
 import pytest
