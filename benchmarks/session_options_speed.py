@@ -8,8 +8,8 @@ option set; each timing is `--steps` steps after 30 warm-up steps of the
 training loop's own graph (`loop.build_train_graph`, the step fetching its
 loss through `sess.make_callable` as the loop does; "sessrun" and "nofused"
 option sets time `sess.run` and --nofused_updates instead).
-TF_XLA_FLAGS=--tf_xla_cpu_global_jit is set before TensorFlow is imported,
-so the xla rows compile; the others leave global_jit_level off and do not.
+TF_XLA_FLAGS=--tf_xla_cpu_global_jit is set before TensorFlow is imported
+(when run as a script), so the xla rows compile; the others leave global_jit_level off and do not.
 
 Throughput does not depend on the weights' values: a teacher is any
 checkpoint of the right model (`--teacher_dir/<model>`, or a freshly
@@ -26,8 +26,11 @@ import os
 import sys
 import time
 
-os.environ["TF_XLA_FLAGS"] = (os.environ.get("TF_XLA_FLAGS", "") +
-                              " --tf_xla_cpu_global_jit").strip()
+if __name__ == "__main__":
+  # Before TensorFlow is imported, and only when run as a script: a test that
+  # imports this module for parse_option must not turn on the global JIT.
+  os.environ["TF_XLA_FLAGS"] = (os.environ.get("TF_XLA_FLAGS", "") +
+                                " --tf_xla_cpu_global_jit").strip()
 
 from absl import app  # pylint: disable=g-import-not-at-top,wrong-import-position
 from absl import flags  # pylint: disable=g-import-not-at-top,wrong-import-position

@@ -26,8 +26,9 @@ def matmul_gflops(backend, m=128, k=784, n=1200, repeats=50,
   """Median GFLOP/s of repeated [m, k] x [k, n] float32 products.
 
   Args:
-    backend: "numpy" or "tensorflow" (a tf.compat.v1.Session running
-      `products_per_run` chained products per `sess.run`, so the per-call
+    backend: "numpy" (the products one after another) or "tensorflow" (a
+      tf.compat.v1.Session running `products_per_run` independent products
+      per `sess.run`, which its executor may run side by side; the per-call
       overhead is amortised as in a training loop's step).
     m, k, n: the product's shape.
     repeats: timed runs; the median is returned.

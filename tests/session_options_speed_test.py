@@ -1,0 +1,41 @@
+"""Tests of benchmarks/session_options_speed.py's option parsing.
+
+The timings themselves are benchmarks (docs/benchmarks.md), never asserted.
+"""
+
+import os
+
+import pytest
+
+from benchmarks import session_options_speed
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("0/0", dict(intra_op_threads=0, inter_op_threads=0, xla=False,
+                 precision="float32", fused_updates=True, callable=True)),
+    ("2/1/xla", dict(intra_op_threads=2, inter_op_threads=1, xla=True,
+                     precision="float32", fused_updates=True,
+                     callable=True)),
+    ("1/2/bfloat16", dict(intra_op_threads=1, inter_op_threads=2, xla=False,
+                          precision="bfloat16", fused_updates=True,
+                          callable=True)),
+    ("0/0/sessrun/nofused", dict(intra_op_threads=0, inter_op_threads=0,
+                                 xla=False, precision="float32",
+                                 fused_updates=False, callable=False)),
+    ("0/0/nofused", dict(intra_op_threads=0, inter_op_threads=0, xla=False,
+                         precision="float32", fused_updates=False,
+                         callable=True)),
+])
+def test_parse_option(text, expected):
+  assert session_options_speed.parse_option(text) == expected
+
+
+def test_parse_option_refuses_a_non_number_thread_count():
+  with pytest.raises(ValueError):
+    session_options_speed.parse_option("two/1")
+
+
+def test_importing_the_module_leaves_the_global_jit_off():
+  # Only running the file as a script sets the flag (before TensorFlow is
+  # imported); this test process imported it above.
+  assert "--tf_xla_cpu_global_jit" not in os.environ.get("TF_XLA_FLAGS", "")
