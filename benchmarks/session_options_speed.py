@@ -9,7 +9,8 @@ training loop's own graph (`loop.build_train_graph`, the step fetching its
 loss through `sess.make_callable` as the loop does; "sessrun" and "nofused"
 option sets time `sess.run` and --nofused_updates instead).
 TF_XLA_FLAGS=--tf_xla_cpu_global_jit is set before TensorFlow is imported
-(when run as a script), so the xla rows compile; the others leave global_jit_level off and do not.
+(when run as a script), so the xla rows compile; the others leave
+global_jit_level off and do not.
 
 Throughput does not depend on the weights' values: a teacher is any
 checkpoint of the right model (`--teacher_dir/<model>`, or a freshly
@@ -26,18 +27,19 @@ import os
 import sys
 import time
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from scripts import common_flags  # pylint: disable=g-import-not-at-top,wrong-import-position
+
 if __name__ == "__main__":
   # Before TensorFlow is imported, and only when run as a script: a test that
   # imports this module for parse_option must not turn on the global JIT.
-  os.environ["TF_XLA_FLAGS"] = (os.environ.get("TF_XLA_FLAGS", "") +
-                                " --tf_xla_cpu_global_jit").strip()
+  common_flags.xla_environment()
 
 from absl import app  # pylint: disable=g-import-not-at-top,wrong-import-position
 from absl import flags  # pylint: disable=g-import-not-at-top,wrong-import-position
 import numpy as np  # pylint: disable=g-import-not-at-top,wrong-import-position
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
 
 # pylint: disable=g-import-not-at-top,wrong-import-position
 from distill_v1 import checkpoints

@@ -5,6 +5,7 @@ absl flags are process-global and every binary defines `--dataset`,
 pytest process by importing a binary with only its own flags defined.
 """
 
+import contextlib
 import importlib
 import os
 import sys
@@ -18,8 +19,21 @@ if ROOT not in sys.path:
 _loaded = {"name": None, "module": None}
 
 
+def forget_module(module_name):
+  """Removes `module_name` from sys.modules and the flags it defined."""
+  by_module = flags.FLAGS.flags_by_module_dict()
+  # A copy: deleting a flag shrinks absl's own list while we iterate.
+  for flag in list(by_module.get(module_name, [])):
+    if flag.name in flags.FLAGS:
+      delattr(flags.FLAGS, flag.name)
+  sys.modules.pop(module_name, None)
+
+
 def load_script(name):
   """Imports `scripts.<name>` after removing flags other binaries defined.
+
+  An import that fails half-way (a flag defined twice, say) leaves none of
+  its flags behind, so one broken binary cannot break the tests of the others.
 
   Args:
     name: binary name, e.g. "train".
@@ -29,18 +43,37 @@ def load_script(name):
   """
   if _loaded["name"] == name:
     return _loaded["module"]
-  by_module = flags.FLAGS.flags_by_module_dict()
+  _loaded.update(name=None, module=None)
   for module_name in list(sys.modules):
     if module_name.startswith("scripts.") or module_name in (
         "common_flags",):
-      # A copy: deleting a flag shrinks absl's own list while we iterate.
-      for flag in list(by_module.get(module_name, [])):
-        if flag.name in flags.FLAGS:
-          delattr(flags.FLAGS, flag.name)
-      del sys.modules[module_name]
-  module = importlib.import_module("scripts." + name)
+      forget_module(module_name)
+  defined_before = set(flags.FLAGS)
+  try:
+    module = importlib.import_module("scripts." + name)
+  except BaseException:
+    for flag_name in set(flags.FLAGS) - defined_before:
+      delattr(flags.FLAGS, flag_name)
+    raise
   _loaded.update(name=name, module=module)
   return module
+
+
+@contextlib.contextmanager
+def flag_defining_module(module_name):
+  """Imports a module that defines absl flags; forgets it (and them) after.
+
+  For benchmark scripts under test: imported at collection time, their flags
+  would collide with a binary's (`--repeats`, ...) for the whole session.
+
+  Yields:
+    The imported module.
+  """
+  forget_module(module_name)
+  try:
+    yield importlib.import_module(module_name)
+  finally:
+    forget_module(module_name)
 
 
 def run_binary(name, argv):

@@ -7,7 +7,16 @@ import os
 
 import pytest
 
-from benchmarks import session_options_speed
+from tests import conftest
+
+
+@pytest.fixture(scope="module")
+def session_options_speed():
+  # Imported here, not at collection: its flags (--repeats, ...) would clash
+  # with scripts/benchmark.py's for every later test.
+  with conftest.flag_defining_module(
+      "benchmarks.session_options_speed") as module:
+    yield module
 
 
 @pytest.mark.parametrize("text, expected", [
@@ -26,16 +35,19 @@ from benchmarks import session_options_speed
                          precision="float32", fused_updates=False,
                          callable=True)),
 ])
-def test_parse_option(text, expected):
+def test_parse_option(session_options_speed, text, expected):
   assert session_options_speed.parse_option(text) == expected
 
 
-def test_parse_option_refuses_a_non_number_thread_count():
+def test_parse_option_refuses_a_non_number_thread_count(
+    session_options_speed):
   with pytest.raises(ValueError):
     session_options_speed.parse_option("two/1")
 
 
-def test_importing_the_module_leaves_the_global_jit_off():
+def test_importing_the_module_leaves_the_global_jit_off(
+    session_options_speed):
+  del session_options_speed  # Imported by the fixture.
   # Only running the file as a script sets the flag (before TensorFlow is
-  # imported); this test process imported it above.
+  # imported); this test process imported it in the fixture.
   assert "--tf_xla_cpu_global_jit" not in os.environ.get("TF_XLA_FLAGS", "")
