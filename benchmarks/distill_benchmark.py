@@ -33,6 +33,7 @@ sys.path.insert(0, ROOT)
 from distill_v1 import fileio  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 FLAGS = flags.FLAGS
+KINDS = ("student_alone", "distilled", "distilled_cached")
 
 # The student recipe of BENCHMARK.md.
 RECIPES = {
@@ -52,9 +53,18 @@ flags.DEFINE_integer("validation_size", 5000,
 flags.DEFINE_string("temperature", None,
                     "Skip tuning and use this T (with --alpha).")
 flags.DEFINE_string("alpha", None, "Skip tuning and use this alpha.")
+flags.DEFINE_bool("tune_cached", False, "Tune with cached teacher logits "
+                  "(--teacher_logits_cache over the training set less the "
+                  "validation split): the same loss, without running the "
+                  "teacher in every tuning run.")
+flags.DEFINE_list("kinds", list(KINDS), "Runs of the comparison, per seed: "
+                  "%s. An empty --seeds runs only the tuning." %
+                  ", ".join(KINDS))
 flags.DEFINE_string("output_json", None, "Where results go.")
 flags.DEFINE_string("python", sys.executable, "Interpreter of the binaries.")
 flags.mark_flag_as_required("teacher_checkpoint")
+flags.register_validator("kinds", lambda v: set(v) <= set(KINDS),
+                         message="--kinds takes %s" % ", ".join(KINDS))
 
 
 def _run(binary, args):
@@ -127,6 +137,9 @@ def main(argv):
       train_dir = os.path.join(base, "tune_T%s_a%s" % (t, a))
       args = _student_args(recipe, train_dir, 0, FLAGS.validation_size) + [
           teacher, "--temperature=%s" % t, "--alpha=%s" % a]
+      if FLAGS.tune_cached:
+        args.append("--teacher_logits_cache=%s" % os.path.join(
+            base, "teacher_logits_val%d.npz" % FLAGS.validation_size))
       metrics, command, seconds = _run("distill", args)
       record("tune_distilled", metrics, command, seconds, temperature=float(t),
              alpha=float(a))
@@ -137,36 +150,44 @@ def main(argv):
         flush=True)
 
   # 2. Comparison on the full training set, several seeds.
-  alone, distilled, cached = [], [], []
+  runs = {kind: [] for kind in FLAGS.kinds}
   for seed in FLAGS.seeds:
     args = _student_args(recipe, os.path.join(base, "alone_s%s" % seed),
                          seed, 0)
-    alone.append(record("student_alone", *_run("train", args), seed=seed))
-    args = _student_args(recipe, os.path.join(base, "distilled_s%s" % seed),
-                         seed, 0) + [teacher, "--temperature=%g" % best[0],
-                                     "--alpha=%g" % best[1]]
-    distilled.append(record("distilled", *_run("distill", args), seed=seed))
-    args = _student_args(recipe, os.path.join(base, "cached_s%s" % seed),
-                         seed, 0) + [
-                             teacher, "--temperature=%g" % best[0],
-                             "--alpha=%g" % best[1],
-                             "--teacher_logits_cache=%s" %
-                             os.path.join(base, "teacher_logits.npz")]
-    cached.append(record("distilled_cached", *_run("distill", args),
-                         seed=seed))
+    if "student_alone" in runs:
+      runs["student_alone"].append(record("student_alone",
+                                          *_run("train", args), seed=seed))
+    distill_args = [teacher, "--temperature=%g" % best[0],
+                    "--alpha=%g" % best[1]]
+    if "distilled" in runs:
+      args = _student_args(recipe, os.path.join(base, "distilled_s%s" % seed),
+                           seed, 0) + distill_args
+      runs["distilled"].append(record("distilled", *_run("distill", args),
+                                      seed=seed))
+    if "distilled_cached" in runs:
+      args = _student_args(recipe, os.path.join(base, "cached_s%s" % seed),
+                           seed, 0) + distill_args + [
+                               "--teacher_logits_cache=%s" %
+                               os.path.join(base, "teacher_logits.npz")]
+      runs["distilled_cached"].append(record(
+          "distilled_cached", *_run("distill", args), seed=seed))
   results["summary"] = {
-      name: {"test_accuracy": _summary([r["test_accuracy"] for r in runs]),
+      kind: {"test_accuracy": _summary([r["test_accuracy"] for r in rs]),
              "examples_per_sec": _summary([r["examples_per_sec"]
-                                           for r in runs])}
-      for name, runs in (("student_alone", alone), ("distilled", distilled),
-                         ("distilled_cached", cached))}
-  gain = (results["summary"]["distilled"]["test_accuracy"]["mean"] -
-          results["summary"]["student_alone"]["test_accuracy"]["mean"])
-  results["gain_points"] = 100 * gain
-  print("student alone %.2f%%, distilled %.2f%% (gain %+.2f points)" % (
-      100 * results["summary"]["student_alone"]["test_accuracy"]["mean"],
-      100 * results["summary"]["distilled"]["test_accuracy"]["mean"],
-      100 * gain))
+                                           for r in rs])}
+      for kind, rs in runs.items() if rs}
+  summary = results["summary"]
+  if "distilled" in summary and "student_alone" in summary:
+    gain = (summary["distilled"]["test_accuracy"]["mean"] -
+            summary["student_alone"]["test_accuracy"]["mean"])
+    results["gain_points"] = 100 * gain
+    print("student alone %.2f%%, distilled %.2f%% (gain %+.2f points)" % (
+        100 * summary["student_alone"]["test_accuracy"]["mean"],
+        100 * summary["distilled"]["test_accuracy"]["mean"], 100 * gain))
+  for kind, entry in summary.items():
+    print("%s: mean test accuracy %.2f%% over %d seeds" % (
+        kind, 100 * entry["test_accuracy"]["mean"],
+        len(entry["test_accuracy"]["values"])))
   if FLAGS.output_json:
     fileio.write_json(FLAGS.output_json, results)
 
