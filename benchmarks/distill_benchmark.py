@@ -150,27 +150,22 @@ def main(argv):
         flush=True)
 
   # 2. Comparison on the full training set, several seeds.
-  runs = {kind: [] for kind in FLAGS.kinds}
+  distill_args = [teacher, "--temperature=%g" % best[0],
+                  "--alpha=%g" % best[1]]
+  comparison = {  # kind: (binary, train_dir prefix, extra flags)
+      "student_alone": ("train", "alone", []),
+      "distilled": ("distill", "distilled", distill_args),
+      "distilled_cached": ("distill", "cached", distill_args + [
+          "--teacher_logits_cache=%s" %
+          os.path.join(base, "teacher_logits.npz")]),
+  }
+  runs = {kind: [] for kind in KINDS if kind in FLAGS.kinds}
   for seed in FLAGS.seeds:
-    args = _student_args(recipe, os.path.join(base, "alone_s%s" % seed),
-                         seed, 0)
-    if "student_alone" in runs:
-      runs["student_alone"].append(record("student_alone",
-                                          *_run("train", args), seed=seed))
-    distill_args = [teacher, "--temperature=%g" % best[0],
-                    "--alpha=%g" % best[1]]
-    if "distilled" in runs:
-      args = _student_args(recipe, os.path.join(base, "distilled_s%s" % seed),
-                           seed, 0) + distill_args
-      runs["distilled"].append(record("distilled", *_run("distill", args),
-                                      seed=seed))
-    if "distilled_cached" in runs:
-      args = _student_args(recipe, os.path.join(base, "cached_s%s" % seed),
-                           seed, 0) + distill_args + [
-                               "--teacher_logits_cache=%s" %
-                               os.path.join(base, "teacher_logits.npz")]
-      runs["distilled_cached"].append(record(
-          "distilled_cached", *_run("distill", args), seed=seed))
+    for kind, kind_runs in runs.items():
+      binary, prefix, extra = comparison[kind]
+      train_dir = os.path.join(base, "%s_s%s" % (prefix, seed))
+      args = _student_args(recipe, train_dir, seed, 0) + extra
+      kind_runs.append(record(kind, *_run(binary, args), seed=seed))
   results["summary"] = {
       kind: {"test_accuracy": _summary([r["test_accuracy"] for r in rs]),
              "examples_per_sec": _summary([r["examples_per_sec"]

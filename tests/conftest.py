@@ -29,6 +29,25 @@ def forget_module(module_name):
   sys.modules.pop(module_name, None)
 
 
+def _delete_flags_defined_since(defined_before):
+  """Deletes every flag not in the set of names `defined_before`.
+
+  By name, not by defining module: absl credits a flag that a helper module
+  defines to whichever module it finds calling.
+  """
+  for flag_name in set(flags.FLAGS) - defined_before:
+    delattr(flags.FLAGS, flag_name)
+
+
+def _forget_binaries():
+  """Unloads every binary (and common_flags) with the flags it defined."""
+  _loaded.update(name=None, module=None)
+  for module_name in list(sys.modules):
+    if module_name.startswith("scripts.") or module_name in (
+        "common_flags",):
+      forget_module(module_name)
+
+
 def load_script(name):
   """Imports `scripts.<name>` after removing flags other binaries defined.
 
@@ -43,17 +62,12 @@ def load_script(name):
   """
   if _loaded["name"] == name:
     return _loaded["module"]
-  _loaded.update(name=None, module=None)
-  for module_name in list(sys.modules):
-    if module_name.startswith("scripts.") or module_name in (
-        "common_flags",):
-      forget_module(module_name)
+  _forget_binaries()
   defined_before = set(flags.FLAGS)
   try:
     module = importlib.import_module("scripts." + name)
   except BaseException:
-    for flag_name in set(flags.FLAGS) - defined_before:
-      delattr(flags.FLAGS, flag_name)
+    _delete_flags_defined_since(defined_before)
     raise
   _loaded.update(name=name, module=module)
   return module
@@ -69,11 +83,14 @@ def flag_defining_module(module_name):
   Yields:
     The imported module.
   """
+  _forget_binaries()  # A loaded binary's flags may share its names.
   forget_module(module_name)
+  defined_before = set(flags.FLAGS)
   try:
     yield importlib.import_module(module_name)
   finally:
-    forget_module(module_name)
+    _delete_flags_defined_since(defined_before)
+    sys.modules.pop(module_name, None)
 
 
 def run_binary(name, argv):
