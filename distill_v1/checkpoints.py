@@ -140,6 +140,22 @@ def step_of(prefix):
   return int(tail) if tail.isdigit() else None
 
 
+def stored_global_step(prefix):
+  """The `global_step` variable stored in a checkpoint, else step_of(prefix).
+
+  The two differ on an asynchronous cluster: the chief names a checkpoint by
+  the step it read, and another worker may step before the variables are
+  written. The stored value belongs with the stored weights.
+  """
+  try:
+    reader = tf.compat.v1.train.NewCheckpointReader(prefix)
+    if reader.has_tensor("global_step"):
+      return int(reader.get_tensor("global_step"))
+  except (tf.errors.OpError, ValueError, TypeError):
+    pass
+  return step_of(prefix)
+
+
 def make_model_spec(model, model_options, splits, dataset, **extra):
   """The model_spec.json of `model` trained on `splits` (plus `extra` keys).
 

@@ -98,6 +98,26 @@ def test_step_of(prefix, step):
   assert checkpoints.step_of(prefix) == step
 
 
+def test_stored_global_step_is_the_variable_not_the_name(tmp_path):
+  # As on an asynchronous cluster: named at step 5, another worker stepped
+  # twice before the variables were written.
+  with tf.Graph().as_default():
+    step = v1.train.get_or_create_global_step()
+    v1.get_variable("w", initializer=np.zeros([2], np.float32))
+    with v1.Session() as sess:
+      sess.run(v1.global_variables_initializer())
+      sess.run(step.assign(7))
+      prefix = v1.train.Saver().save(sess, str(tmp_path / "model.ckpt-5"))
+  assert checkpoints.step_of(prefix) == 5
+  assert checkpoints.stored_global_step(prefix) == 7
+
+
+def test_stored_global_step_falls_back_to_the_name(tmp_path):
+  prefix = _save(str(tmp_path), [3])[0]  # holds only `w`
+  assert checkpoints.stored_global_step(prefix) == 3
+  assert checkpoints.stored_global_step(str(tmp_path / "missing")) is None
+
+
 def test_model_spec_round_trip(tmp_path):
   checkpoints.write_model_spec(str(tmp_path), SPEC)
   assert checkpoints.read_model_spec(str(tmp_path)) == SPEC

@@ -908,12 +908,6 @@ def _source_spec(prefix):
   return dict(fileio.read_json(path))
 
 
-def _global_step_of(reader, names, prefix):
-  if "global_step" in names:
-    return int(reader.get_tensor("global_step"))
-  return checkpoints.step_of(prefix) or 0
-
-
 def strip_masks(checkpoint_prefix, out_dir, scope=None):
   """Folds masks into kernels and writes a checkpoint the plain net restores.
 
@@ -965,7 +959,7 @@ def strip_masks(checkpoint_prefix, out_dir, scope=None):
   if spec is not None:
     spec["stripped_from"] = os.path.abspath(prefix)
   new_prefix = write_checkpoint(out_dir, tensors,
-                                _global_step_of(reader, names, prefix), spec)
+                                checkpoints.stored_global_step(prefix) or 0, spec)
   return StripResult(checkpoint=new_prefix, sparsity=sparsity,
                      total_sparsity=zeros / float(total) if total else 0.0,
                      nonzero_weights=total - zeros, total_weights=total)

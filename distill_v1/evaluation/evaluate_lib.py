@@ -45,16 +45,6 @@ def _read_spec(prefix, required):
   return checkpoints.read_model_spec(folder)
 
 
-def _global_step(prefix, stored_names):
-  """The checkpoint's global_step variable, else the `-<step>` suffix."""
-  if "global_step" in stored_names:
-    try:
-      return int(tf.train.load_variable(prefix, "global_step"))
-    except (tf.errors.OpError, ValueError, TypeError):
-      pass
-  return checkpoints.step_of(prefix)
-
-
 def _model_setup(spec, splits, model, model_options):
   """Resolves (model name, options, num_classes, image_shape, class names)."""
   model_name = model or spec.get("model")
@@ -165,11 +155,10 @@ def evaluate_checkpoint(checkpoint, splits=None, model=None,
 
   per_class = accuracy.per_class_accuracy(splits.test_labels, predictions,
                                           num_classes)
-  stored_names = checkpoints.stored_shapes(prefix)
   return {
       "model": model_name,
       "checkpoint": os.path.abspath(prefix),
-      "global_step": _global_step(prefix, stored_names),
+      "global_step": checkpoints.stored_global_step(prefix),
       "test_accuracy": test_accuracy,
       "test_loss": test_loss,
       "params": params,

@@ -448,7 +448,9 @@ def _final_metrics(model_fn, splits, config, model_spec, role, report, log):
   if prefix is None:
     raise errors.CheckpointError("the chief wrote no checkpoint into %s" %
                                  config.train_dir)
-  step = checkpoints.step_of(prefix)
+  # Not the name's step: on an asynchronous cluster another worker may have
+  # stepped between the chief reading the step and writing the weights.
+  step = checkpoints.stored_global_step(prefix)
   steps_per_epoch = loop.steps_of_run(len(splits.train_labels),
                                       config.batch_size, 1)
   entry = collections.OrderedDict([
