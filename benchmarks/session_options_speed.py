@@ -80,15 +80,18 @@ def parse_option(text):
   """"2/1/xla" -> dict(intra_op_threads=2, inter_op_threads=1, xla=True, ...).
 
   Besides xla and bfloat16, "nofused" builds the step with
-  --nofused_updates and "sessrun" runs it with `sess.run(fetches)` instead
-  of the training loop's `sess.make_callable(fetches)`.
+  --nofused_updates, "sessrun" runs it with `sess.run(fetches)` instead
+  of the training loop's `sess.make_callable(fetches)`, and "ininput" runs a
+  distillation case's teachers in the input pipeline (scripts/distill.py's
+  --teacher_in_input) instead of in the step.
   """
   parts = text.split("/")
   return {"intra_op_threads": int(parts[0]), "inter_op_threads": int(parts[1]),
           "xla": "xla" in parts[2:],
           "precision": "bfloat16" if "bfloat16" in parts[2:] else "float32",
           "fused_updates": "nofused" not in parts[2:],
-          "callable": "sessrun" not in parts[2:]}
+          "callable": "sessrun" not in parts[2:],
+          "teacher_in_input": "ininput" in parts[2:]}
 
 
 def _teacher_checkpoint(model, splits):
@@ -103,19 +106,25 @@ def _teacher_checkpoint(model, splits):
   return train_dir
 
 
-def _model_fn(case, splits):
+def _model_fn(case, splits, teacher_in_input=False):
+  """(model_fn, train_extras) of `case` for loop.build_train_graph."""
   student, _, teacher = case.partition("<")
   network_fn = nets_factory.get_network_fn(student)
   if not teacher:
-    return loop.classifier_model_fn(network_fn, splits.num_classes, student)
-  builder = functools.partial(
+    return (loop.classifier_model_fn(network_fn, splits.num_classes, student),
+            None)
+  builders = [functools.partial(
       checkpoint_teacher.build_checkpoint_teacher, model=teacher,
       checkpoint=_teacher_checkpoint(teacher, splits),
-      num_classes=splits.num_classes)
+      num_classes=splits.num_classes)]
+  extras = None
+  if teacher_in_input:
+    builders, extras = distillation.teacher_extras(builders)
   return distillation.distillation_model_fn(
       lambda images, num_classes, is_training, scope: network_fn(
           images, num_classes, is_training=is_training, scope=scope),
-      splits.num_classes, student, [builder], temperature=8.0, alpha=0.5)
+      splits.num_classes, student, builders, temperature=8.0,
+      alpha=0.5), extras
 
 
 class _Timer(object):
@@ -125,12 +134,15 @@ class _Timer(object):
     self.graph = tf.Graph()
     fused_updates = option.pop("fused_updates")
     use_callable = option.pop("callable")
+    teacher_in_input = option.pop("teacher_in_input")
     with self.graph.as_default():
       family = case.partition("<")[0].split("_")[0]
       config = loop.TrainConfig(train_dir="unused", epochs=10,
                                 learning_rate=LEARNING_RATES[family],
                                 fused_updates=fused_updates)
-      g = loop.build_train_graph(_model_fn(case, splits), splits, config)
+      model_fn, extras = _model_fn(case, splits, teacher_in_input)
+      g = loop.build_train_graph(model_fn, splits, config,
+                                 train_extras=extras)
       self.fetch = [g.train_op, g.scalars["loss"]]
       self.sess = tf.compat.v1.Session(
           graph=self.graph, config=session_options.config_proto(**option))

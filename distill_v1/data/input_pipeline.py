@@ -190,6 +190,14 @@ def in_memory_input(images, labels, batch_size, shuffle, seed=0, name="input",
 
     dataset = tf.data.Dataset.range(num_batches).skip(skip_batches)
     dataset = dataset.map(gather)
+    if fn_keys:
+      # tf.data runs its functions' kernels one thread each unless told
+      # otherwise: a teacher's convolutions in the map took 75 ms a batch on
+      # 2 cores against 45 ms in a session step (docs/benchmarks.md). 0 lifts
+      # the cap, so they use the session's intra-op threads as in the step.
+      options = tf.data.Options()
+      options.threading.max_intra_op_parallelism = 0
+      dataset = dataset.with_options(options)
     dataset = dataset.prefetch(prefetch)
     iterator = tf.compat.v1.data.make_initializable_iterator(dataset)
     batch_images, batch_labels, gathered_extras = iterator.get_next()
