@@ -7,7 +7,8 @@ turn, `--repeats` times round-robin, in one process over one graph per
 option set; each timing is `--steps` steps after 30 warm-up steps of the
 training loop's own graph (`loop.build_train_graph`, the step fetching its
 loss through `sess.make_callable` as the loop does; "sessrun" and "nofused"
-option sets time `sess.run` and --nofused_updates instead).
+option sets time `sess.run` and --nofused_updates instead, "ininput" a
+distillation case with its teachers in the input pipeline).
 TF_XLA_FLAGS=--tf_xla_cpu_global_jit is set before TensorFlow is imported
 (when run as a script), so the xla rows compile; the others leave
 global_jit_level off and do not.
