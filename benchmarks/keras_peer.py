@@ -446,16 +446,25 @@ def _speed_summary(num_examples, epoch_seconds):
               median_includes_first_epoch=len(per_epoch) < 2)
 
 
-def _fit(model, data, epochs, label, log):
-  """Runs model.fit on the training split; returns the result dict."""
+def _fit(model, data, epochs, label, log, backup_dir=None):
+  """Runs model.fit on the training split; returns the result dict.
+
+  With `backup_dir`, keras.callbacks.BackupAndRestore saves the weights and
+  the optimizer's state there after every epoch and a rerun resumes after the
+  last saved epoch (the result then covers the epochs run this time); the
+  backup is deleted when the run finishes.
+  """
   if not isinstance(epochs, int) or epochs < 1:
     raise errors.ConfigError('epochs must be an integer >= 1, got %r'
                              % (epochs,))
   num_train = len(data.train_images)
   timer = EpochTimer(num_train, label, log)
+  callbacks = [timer]
+  if backup_dir:
+    callbacks.insert(0, keras.callbacks.BackupAndRestore(backup_dir))
   history = model.fit(data.train_images, data.train_labels,
                       batch_size=BATCH_SIZE, epochs=epochs, shuffle=True,
-                      callbacks=[timer], verbose=0)
+                      callbacks=callbacks, verbose=0)
   result = _speed_summary(num_train, timer.epoch_seconds)
   result.update(
       train_loss=[float(v) for v in history.history.get('loss', [])],
@@ -469,7 +478,7 @@ def _fit(model, data, epochs, label, log):
 
 def train_model(name, optimizer='sgd', learning_rate=0.1, epochs=1, seed=0,
                 momentum=0.9, lr_schedule='none', weight_decay=0.0, data=None,
-                log=print, width_multiplier=1.0):
+                log=print, width_multiplier=1.0, backup_dir=None):
   """Trains a reference model from scratch with model.fit, batch 128.
 
   Args:
@@ -485,6 +494,8 @@ def train_model(name, optimizer='sgd', learning_rate=0.1, epochs=1, seed=0,
     data: a DataSplits; defaults to load_data().
     log: called with one line per epoch; None for silence.
     width_multiplier: mobilenet_v1 only (see build_model).
+    backup_dir: None, or where to back up every epoch so that a rerun
+      resumes (see _fit).
 
   Returns:
     dict: test_accuracy (fraction), validation_accuracy (or None),
@@ -502,7 +513,7 @@ def train_model(name, optimizer='sgd', learning_rate=0.1, epochs=1, seed=0,
                                lr_schedule, epochs, steps_per_epoch),
       loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
       metrics=[keras.metrics.SparseCategoricalAccuracy()])
-  result = _fit(model, data, epochs, name, log)
+  result = _fit(model, data, epochs, name, log, backup_dir)
   result.update(
       model_name=name, optimizer=optimizer, learning_rate=learning_rate,
       momentum=momentum if optimizer == 'momentum' else None,
@@ -800,6 +811,11 @@ def define_flags():
                       'family\'s teacher to reuse instead of training one.')
   flags.DEFINE_string('save_teacher_weights', None, 'Where to save a trained '
                       'teacher\'s weights (`.weights.h5`).')
+  flags.DEFINE_string('backup_dir', None, 'Back up a teacher trained here '
+                      'after every epoch (weights and optimizer state, '
+                      'keras.callbacks.BackupAndRestore) so that the same '
+                      'command resumes after an interruption; deleted when '
+                      'the training finishes.')
   flags.DEFINE_integer('teacher_epochs', None, 'Epochs of a teacher trained '
                        'for --phase=distill/all (default: TEACHER_RECIPES).')
   flags.DEFINE_float('teacher_learning_rate', None, 'Its learning rate.')
@@ -912,7 +928,7 @@ def main(argv):
       recipe = _recipe(TEACHER_RECIPES[f.family], **teacher_overrides)
       result = train_model(teacher_name, momentum=f.momentum, seed=f.seed,
                            data=data, width_multiplier=f.width_multiplier,
-                           **recipe)
+                           backup_dir=f.backup_dir, **recipe)
       teacher = result['model']
       print('%s test accuracy %.4f, %.0f examples/s (median)'
             % (teacher_name, result['test_accuracy'],

@@ -3,6 +3,9 @@
 Keras is imported here only; the library never uses it.
 """
 
+import os
+import types
+
 import numpy as np
 import pytest
 
@@ -303,3 +306,43 @@ def test_mobilenet_v1_computes_the_toolkit_network(width):
 def test_mobilenet_v1_width_is_checked():
   with pytest.raises(errors.ConfigError, match='width_multiplier'):
     keras_peer.build_model('mobilenet_v1', width_multiplier=0)
+
+
+def test_backup_dir_resumes_after_the_last_finished_epoch(tmp_path,
+                                                          monkeypatch):
+  rng = np.random.RandomState(0)
+  data = types.SimpleNamespace(
+      train_images=rng.rand(64, 6).astype(np.float32),
+      train_labels=rng.randint(0, 4, size=64))
+  backup = str(tmp_path / 'backup')
+
+  def compiled(seed):
+    model = _tiny('resumed', seed)
+    model.compile(optimizer=keras_peer.make_optimizer('momentum', 0.1),
+                  loss=keras.losses.SparseCategoricalCrossentropy(
+                      from_logits=True))
+    return model
+
+  class Interrupted(Exception):
+    pass
+
+  def stop_after_two(self, epoch, logs=None):
+    if epoch == 1:
+      raise Interrupted()
+  first = compiled(1)
+  with monkeypatch.context() as patch:
+    patch.setattr(keras_peer.EpochTimer, 'on_epoch_end', stop_after_two)
+    with pytest.raises(Interrupted):
+      keras_peer._fit(first, data, 3, 'resumed', None, backup)  # pylint: disable=protected-access
+  saved = [v.numpy() for v in first.weights]
+  # Another initialisation: the weights must come from the backup.
+  second = compiled(7)
+  result = keras_peer._fit(second, data, 3, 'resumed', None, backup)  # pylint: disable=protected-access
+  assert len(result['epoch_seconds']) == 1  # only the third epoch ran
+  assert int(second.optimizer.iterations.numpy()) == 3 * 1  # 64 / 128 -> 1
+  assert not os.path.exists(os.path.join(backup, 'latest.weights.h5'))
+  # One more step of SGD with momentum from the saved state, not from seed 7.
+  moved = [np.abs(a - v.numpy()).max() for a, v in zip(saved, second.weights)]
+  assert 0 < max(moved) < 1.0
+  fresh = [v.numpy() for v in compiled(7).weights]
+  assert max(np.abs(a - b).max() for a, b in zip(saved, fresh)) > max(moved)
