@@ -34,12 +34,17 @@ sys.path.insert(0, ROOT)
 from distill_v1 import fileio  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 FLAGS = flags.FLAGS
-flags.DEFINE_list("ours", [], "Our JSON files (distill_benchmark.py).")
-flags.DEFINE_list("peer", [], "The peer's JSON files (keras_peer.py, or "
-                  "collected per seed).")
-flags.DEFINE_float("margin", 0.3, "Non-inferiority margin, accuracy points.")
-flags.DEFINE_float("level", 0.95, "One-sided confidence level.")
-flags.DEFINE_string("output_json", None, "Where to write the result.")
+
+
+def define_flags():
+  """The binary's flags (only when run as a script: tests import this)."""
+  flags.DEFINE_list("ours", [], "Our JSON files (distill_benchmark.py).")
+  flags.DEFINE_list("peer", [], "The peer's JSON files (keras_peer.py, or "
+                    "collected per seed).")
+  flags.DEFINE_float("margin", 0.3,
+                     "Non-inferiority margin, accuracy points.")
+  flags.DEFINE_float("level", 0.95, "One-sided confidence level.")
+  flags.DEFINE_string("output_json", None, "Where to write the result.")
 
 
 def student_t_cdf(x, df):
@@ -152,7 +157,8 @@ def _read_all(paths):
 
 def markdown(result):
   """The result as a table row list and a verdict line."""
-  lines = ["| seed | ours | peer | ours - peer |", "| ---: | ---: | ---: | ---: |"]
+  lines = ["| seed | ours | peer | ours - peer |",
+           "| ---: | ---: | ---: | ---: |"]
   for s, a, b, d in zip(result["seeds"], result["ours_points"],
                         result["peer_points"], result["differences"]):
     lines.append("| %d | %.2f | %.2f | %+.2f |" % (s, a, b, d))
@@ -184,4 +190,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  define_flags()
   app.run(main)

@@ -8,7 +8,8 @@ option set; each timing is `--steps` steps after 30 warm-up steps of the
 training loop's own graph (`loop.build_train_graph`, the step fetching its
 loss through `sess.make_callable` as the loop does; "sessrun" and "nofused"
 option sets time `sess.run` and --nofused_updates instead, "ininput" a
-distillation case with its teachers in the input pipeline).
+distillation case with its teachers in the input pipeline, "native" the
+step with --nofast_gradients).
 TF_XLA_FLAGS=--tf_xla_cpu_global_jit is set before TensorFlow is imported
 (when run as a script), so the xla rows compile; the others leave
 global_jit_level off and do not.
@@ -82,9 +83,10 @@ def parse_option(text):
 
   Besides xla and bfloat16, "nofused" builds the step with
   --nofused_updates, "sessrun" runs it with `sess.run(fetches)` instead
-  of the training loop's `sess.make_callable(fetches)`, and "ininput" runs a
+  of the training loop's `sess.make_callable(fetches)`, "ininput" runs a
   distillation case's teachers in the input pipeline (scripts/distill.py's
-  --teacher_in_input) instead of in the step.
+  --teacher_in_input) instead of in the step, and "native" builds it with
+  --nofast_gradients (TensorFlow's own Conv2D and MatMul gradients).
   """
   parts = text.split("/")
   return {"intra_op_threads": int(parts[0]), "inter_op_threads": int(parts[1]),
@@ -92,7 +94,8 @@ def parse_option(text):
           "precision": "bfloat16" if "bfloat16" in parts[2:] else "float32",
           "fused_updates": "nofused" not in parts[2:],
           "callable": "sessrun" not in parts[2:],
-          "teacher_in_input": "ininput" in parts[2:]}
+          "teacher_in_input": "ininput" in parts[2:],
+          "fast_gradients": "native" not in parts[2:]}
 
 
 def _teacher_checkpoint(model, splits):
@@ -136,11 +139,13 @@ class _Timer(object):
     fused_updates = option.pop("fused_updates")
     use_callable = option.pop("callable")
     teacher_in_input = option.pop("teacher_in_input")
+    fast_gradients = option.pop("fast_gradients")
     with self.graph.as_default():
       family = case.partition("<")[0].split("_")[0]
       config = loop.TrainConfig(train_dir="unused", epochs=10,
                                 learning_rate=LEARNING_RATES[family],
-                                fused_updates=fused_updates)
+                                fused_updates=fused_updates,
+                                fast_gradients=fast_gradients)
       model_fn, extras = _model_fn(case, splits, teacher_in_input)
       g = loop.build_train_graph(model_fn, splits, config,
                                  train_extras=extras)

@@ -19,26 +19,23 @@ def session_options_speed():
     yield module
 
 
+def _option(**changes):
+  option = dict(intra_op_threads=0, inter_op_threads=0, xla=False,
+                precision="float32", fused_updates=True, callable=True,
+                teacher_in_input=False, fast_gradients=True)
+  option.update(changes)
+  return option
+
+
 @pytest.mark.parametrize("text, expected", [
-    ("0/0", dict(intra_op_threads=0, inter_op_threads=0, xla=False,
-                 precision="float32", fused_updates=True, callable=True,
-                 teacher_in_input=False)),
-    ("2/1/xla", dict(intra_op_threads=2, inter_op_threads=1, xla=True,
-                     precision="float32", fused_updates=True,
-                     callable=True, teacher_in_input=False)),
-    ("1/2/bfloat16", dict(intra_op_threads=1, inter_op_threads=2, xla=False,
-                          precision="bfloat16", fused_updates=True,
-                          callable=True, teacher_in_input=False)),
-    ("0/0/sessrun/nofused", dict(intra_op_threads=0, inter_op_threads=0,
-                                 xla=False, precision="float32",
-                                 fused_updates=False, callable=False,
-                                 teacher_in_input=False)),
-    ("0/0/ininput", dict(intra_op_threads=0, inter_op_threads=0, xla=False,
-                         precision="float32", fused_updates=True,
-                         callable=True, teacher_in_input=True)),
-    ("0/0/nofused", dict(intra_op_threads=0, inter_op_threads=0, xla=False,
-                         precision="float32", fused_updates=False,
-                         callable=True, teacher_in_input=False)),
+    ("0/0", _option()),
+    ("2/1/xla", _option(intra_op_threads=2, inter_op_threads=1, xla=True)),
+    ("1/2/bfloat16", _option(intra_op_threads=1, inter_op_threads=2,
+                             precision="bfloat16")),
+    ("0/0/sessrun/nofused", _option(fused_updates=False, callable=False)),
+    ("0/0/ininput", _option(teacher_in_input=True)),
+    ("0/0/nofused", _option(fused_updates=False)),
+    ("0/0/native", _option(fast_gradients=False)),
 ])
 def test_parse_option(session_options_speed, text, expected):
   assert session_options_speed.parse_option(text) == expected

@@ -116,7 +116,8 @@ def test_flags_reach_the_training_config(tmp_path):
            "--max_steps=99", "--intra_op_threads=2", "--inter_op_threads=1",
            "--model=mobilenet_v1", "--width_multiplier=0.25",
            "--deterministic", "--divergence_factor=20",
-           "--precision=bfloat16", "--xla", "--nofused_updates"])
+           "--precision=bfloat16", "--xla", "--nofused_updates",
+           "--nofast_gradients"])
     config = train.common_flags.training_config()
     options = train.common_flags.model_options()
   assert config._asdict() == dict(
@@ -128,7 +129,7 @@ def test_flags_reach_the_training_config(tmp_path):
       eval_batch_size=250, max_to_keep=3, intra_op_threads=2,
       inter_op_threads=1, max_steps=99, deterministic=True,
       divergence_factor=20.0, precision="bfloat16", xla=True,
-      fused_updates=False)
+      fused_updates=False, fast_gradients=False)
   assert options == {"width_multiplier": 0.25}
 
 

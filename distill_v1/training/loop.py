@@ -33,6 +33,7 @@ from distill_v1.compat import tf
 from distill_v1.data import input_pipeline
 from distill_v1.models import layers
 from distill_v1 import checkpoints
+from distill_v1.training import fast_gradients
 from distill_v1.training import optimizers
 from distill_v1.training import progress as progress_lib
 from distill_v1.training import session_options
@@ -61,7 +62,7 @@ _TrainConfig = collections.namedtuple("TrainConfig", [
     "save_every_steps", "log_every_steps", "summary_every_steps",
     "eval_batch_size", "max_to_keep", "intra_op_threads", "inter_op_threads",
     "max_steps", "deterministic", "divergence_factor", "precision", "xla",
-    "fused_updates"
+    "fused_updates", "fast_gradients"
 ])
 
 
@@ -86,7 +87,9 @@ class TrainConfig(_TrainConfig):
   or "bfloat16": matmuls and convolutions in bfloat16, variables float32)
   and xla (bool, graph-level JIT), see `session_options`; fused_updates
   (bool: with "sgd", fold each kernel's MatMul gradient into its update,
-  see `fused_sgd`).
+  see `fused_sgd`); fast_gradients (bool: the model's Conv2D and MatMul
+  backward passes as forward convolutions and untransposed MatMuls, see
+  `fast_gradients`).
   """
   __slots__ = ()
 
@@ -98,7 +101,7 @@ class TrainConfig(_TrainConfig):
               eval_batch_size=1000, max_to_keep=3, intra_op_threads=0,
               inter_op_threads=0, max_steps=None, deterministic=False,
               divergence_factor=50.0, precision="float32", xla=False,
-              fused_updates=True):
+              fused_updates=True, fast_gradients=True):
     return super(TrainConfig, cls).__new__(
         cls, train_dir, epochs, batch_size, learning_rate,
         learning_rate_decay, learning_rate_decay_rate, decay_epochs,
@@ -106,7 +109,7 @@ class TrainConfig(_TrainConfig):
         save_every_steps, log_every_steps, summary_every_steps,
         eval_batch_size, max_to_keep, intra_op_threads, inter_op_threads,
         max_steps, deterministic, divergence_factor, precision, xla,
-        fused_updates)
+        fused_updates, fast_gradients)
 
 
 def steps_of_run(num_examples, batch_size, epochs):
@@ -439,11 +442,12 @@ def build_train_graph(model_fn, splits, config, train_extras=None,
   if config.max_steps is not None:
     total_steps = max(min(total_steps, config.max_steps), 1)
 
-  if train_extras:
-    outputs = model_fn(train_input.images, train_input.labels, True,
-                       extras=train_input.extras)
-  else:
-    outputs = model_fn(train_input.images, train_input.labels, True)
+  with fast_gradients.scope(config.fast_gradients):
+    if train_extras:
+      outputs = model_fn(train_input.images, train_input.labels, True,
+                         extras=train_input.extras)
+    else:
+      outputs = model_fn(train_input.images, train_input.labels, True)
   if not outputs.var_list:
     raise errors.ConfigError("the model has no trainable variables")
   loss = outputs.loss
