@@ -17,10 +17,13 @@ ALPHA="${ALPHA:-0.3}"
 OURS_DIR="$RUNS/cmp_T${T}_a${ALPHA}"
 mkdir -p "$OURS_DIR"
 finished() {  # the JSON exists and holds a distilled test accuracy
-  [ -f "$1" ] && $PY -c 'import json, sys
-d = json.load(open(sys.argv[1]))
-sys.exit(0 if "distill" in d.get("phases", {}) or
-         any(r.get("kind") == "distilled" for r in d.get("runs", [])) else 1)' "$1"
+  [ -f "$1" ] && $PY -c 'import sys
+sys.path.insert(0, "benchmarks")
+import paired_seeds
+try:
+  paired_seeds.read_accuracies(sys.argv[1])
+except ValueError:
+  sys.exit(1)' "$1"
 }
 for seed in ${SEEDS:-10 11 12 13 14 15 16 17 18 19}; do
   ours="$OURS_DIR/ours_s$seed.json"

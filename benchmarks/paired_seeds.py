@@ -124,11 +124,16 @@ def non_inferiority(ours, peer, margin, level=0.95):
 
 
 def read_accuracies(path):
-  """seed (str) -> distilled test accuracy from one JSON file."""
+  """seed (str) -> distilled test accuracy from one JSON file.
+
+  Raises ValueError if the file holds none (for example a peer run that has
+  finished its teacher phase only); benchmarks/paired_distill_runs.sh uses
+  that to tell a finished run from an unfinished one.
+  """
   with open(path) as f:
     data = json.load(f)
   found = {}
-  if "phases" in data:  # one keras_peer.py run
+  if "distill" in data.get("phases", {}):  # one keras_peer.py run
     found[str(data["seed"])] = data["phases"]["distill"]["test_accuracy"]
   seeds = data.get("seeds")
   for seed, row in (seeds.items() if isinstance(seeds, dict) else ()):

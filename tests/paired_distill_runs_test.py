@@ -57,11 +57,11 @@ def test_a_finished_side_is_skipped_and_an_unfinished_one_is_rerun(tmp_path):
       {"runs": [{"kind": "distilled", "seed": "10", "test_accuracy": 0.89}]}))
   # The peer writes its JSON after the teacher phase too: not finished yet.
   (runs / "peer" / "distill_cnn_T4_a0.3_s10.json").write_text(json.dumps(
-      {"phases": {"teacher": {"test_accuracy": 0.92}}}))
+      {"seed": 10, "phases": {"teacher": {"test_accuracy": 0.92}}}))
   (runs / "cmp_T4_a0.3" / "ours_s11.json").write_text(json.dumps(
       {"runs": [{"kind": "distilled", "seed": "11", "test_accuracy": 0.89}]}))
   (runs / "peer" / "distill_cnn_T4_a0.3_s11.json").write_text(json.dumps(
-      {"phases": {"distill": {"test_accuracy": 0.89}}}))
+      {"seed": 11, "phases": {"distill": {"test_accuracy": 0.89}}}))
   out, calls = _run(tmp_path, "10 11")
   assert len(calls) == 1
   assert calls[0].startswith("benchmarks/keras_peer.py") and (

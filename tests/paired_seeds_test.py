@@ -82,9 +82,13 @@ def test_reads_every_json_layout(tmp_path):
     (tmp_path / name).write_text(json.dumps(data))
     found.update(paired_seeds.read_accuracies(str(tmp_path / name)))
   assert found == {"3": 0.81, "4": 0.82, "5": 0.83, "6": 0.84}
-  (tmp_path / "empty.json").write_text("{}")
-  with pytest.raises(ValueError, match="no distilled test accuracy"):
-    paired_seeds.read_accuracies(str(tmp_path / "empty.json"))
+  # Neither an empty file nor a peer run stopped after its teacher phase
+  # holds a distilled accuracy.
+  for name, data in (("empty.json", {}), ("teacher_only.json", {
+      "seed": 7, "phases": {"teacher": {"test_accuracy": 0.92}}})):
+    (tmp_path / name).write_text(json.dumps(data))
+    with pytest.raises(ValueError, match="no distilled test accuracy"):
+      paired_seeds.read_accuracies(str(tmp_path / name))
 
 
 def test_one_seed_with_two_accuracies_is_refused(tmp_path):
