@@ -182,8 +182,11 @@ def kill_plan(rng, trial, total_steps):
 
 
 def run_trials(binary, trials, work_dir, data_dir, reference_dir, seed=0,
-               extra=(), total_steps=48, log=print):
+               extra=(), total_steps=48, log=print, first_trial=0):
   """Kill-and-resume trials of one binary.
+
+  Trials first_trial, ..., first_trial + trials - 1 run (kill_plan: trial 0
+  is the start-up kill).
 
   Returns:
     dict: binary, trials, kill_points (kills delivered to a running
@@ -194,7 +197,7 @@ def run_trials(binary, trials, work_dir, data_dir, reference_dir, seed=0,
   rng = random.Random(seed)
   expected = final_weights(reference_dir)
   results = []
-  for trial in range(trials):
+  for trial in range(first_trial, first_trial + trials):
     train_dir = os.path.join(work_dir, "%s_trial%d" % (binary, trial))
     shutil.rmtree(train_dir, ignore_errors=True)
     cmd = command(binary, train_dir, data_dir, extra)
