@@ -1,9 +1,9 @@
 """Tests of benchmarks/speed.py, its helpers (bench_util) and speed_report.py.
 
-The fast tests check the statistics, the interleaving order, the ratios and
-the report against hand-made numbers, and the peak-RSS helper against a
-child of known size; the slow one runs speed.py end to end on a tiny IDX
-data set. No test asserts a timing.
+The fast tests check the statistics, the interleaving order, which rows
+the flags select, the ratios and the report against hand-made numbers, and
+the peak-RSS helper against a child of known size; the slow ones run
+speed.py end to end on a tiny IDX data set. No test asserts a timing.
 """
 
 import json
@@ -366,7 +366,7 @@ def test_splice_keeps_the_analysis_and_adds_the_why_section_once():
 
 
 # ---------------------------------------------------------------------------
-# End to end.
+# Which rows run (built in-process, none of them run).
 
 
 def _row_names(monkeypatch, **flag_values):
@@ -383,7 +383,6 @@ def _row_names(monkeypatch, **flag_values):
 
 
 def test_rows_to_run_gives_latency_rows_only_to_latency_models(monkeypatch):
-  # Builds the rows without running any: each row is a name and closures.
   assert _row_names(monkeypatch, what=["train", "latency"],
                     models=["mobilenet_v1", "cnn_student"],
                     latency_models=["mobilenet_v1"]) == [
@@ -406,6 +405,10 @@ def test_rows_to_run_adds_bfloat16_rows_only_when_asked(monkeypatch):
       bfloat16_rows=["cnn_student", "online"]) == [
           "train/cnn_student", "train/cnn_student/bfloat16", "distill/cnn",
           "distill/cnn/bfloat16"]
+
+
+# ---------------------------------------------------------------------------
+# End to end.
 
 
 @pytest.mark.slow
